@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, when they are missing.
-# Usage: scripts/deps.sh CMD[:PACKAGE] ...
+# Usage: scripts/deps.sh CMD:PACKAGE ...   (CMD may be an absolute path)
 # As root it runs apt-get; otherwise it says what to install and fails.
 set -euo pipefail
 
@@ -8,7 +8,11 @@ missing=()
 for spec in "$@"; do
 	cmd=${spec%%:*}
 	pkg=${spec#*:}
-	command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+	if [[ $cmd == /* ]]; then
+		[ -x "$cmd" ] || missing+=("$pkg")
+	else
+		command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+	fi
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
