@@ -20,7 +20,7 @@ package tcpcrypt
 
 import (
 	"crypto/ecdh"
-	"crypto/rand"
+	cryptorand "crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -85,7 +85,7 @@ type PrivateKey struct {
 //
 // A non-nil rand is read for the scalar bytes, so a deterministic reader
 // gives a deterministic key (test vectors). For P-256/P-521 the scalar is
-// drawn by rejection sampling, as FIPS 186-5 A.4.2 describes. Unlike
+// drawn by rejection sampling (cf. FIPS 186-5 A.4.2). Unlike
 // crypto/ecdh.Curve.GenerateKey since Go 1.26, this honours a non-nil
 // rand: callers must pass a cryptographically secure reader or nil.
 func GenerateKey(tep TEP, rand io.Reader) (*PrivateKey, error) {
@@ -104,7 +104,7 @@ func GenerateKey(tep TEP, rand io.Reader) (*PrivateKey, error) {
 
 	case TEPCurve448:
 		if rand == nil {
-			rand = cryptoRandReader
+			rand = cryptorand.Reader
 		}
 		k := &PrivateKey{tep: tep}
 		if _, err := io.ReadFull(rand, k.x448Key[:]); err != nil {
@@ -125,10 +125,6 @@ func GenerateKey(tep TEP, rand io.Reader) (*PrivateKey, error) {
 	}
 	return nil, fmt.Errorf("%w: %v", ErrUnsupportedTEP, tep)
 }
-
-// cryptoRandReader is crypto/rand.Reader; named so the rand parameters
-// above can shadow the package.
-var cryptoRandReader = rand.Reader
 
 // NewPrivateKey builds a key from a fixed scalar, for test vectors and
 // known-answer tests. The v bit of tep is ignored.
@@ -240,9 +236,11 @@ func (k *PrivateKey) SharedSecret(peerPub []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %v: %v", ErrInvalidPublicKey, k.tep, err)
 		}
 		es, err := k.ecdhKey.ECDH(pk)
-		if err != nil {
+		if err != nil || allZero(es) {
 			// With a key that NewPrivateKey accepted and a 32-byte peer
-			// key, crypto/ecdh fails only when the output is all zero.
+			// key, crypto/ecdh fails only when the output is all zero
+			// (it performs the RFC 7748 §6 check itself); allZero is a
+			// second guard for the MUST in RFC 8548 §5.
 			return nil, fmt.Errorf("%w: %v", ErrZeroSharedSecret, k.tep)
 		}
 		return es, nil
@@ -303,7 +301,7 @@ func (k PrivateKey) String() string {
 func (k PrivateKey) GoString() string { return k.String() }
 
 func generateECDH(tep TEP, curve ecdh.Curve) (*PrivateKey, error) {
-	ek, err := curve.GenerateKey(cryptoRandReader)
+	ek, err := curve.GenerateKey(cryptorand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("tcpcrypt: generate %v key: %w", tep, err)
 	}
@@ -355,7 +353,8 @@ type nistKA struct {
 }
 
 var (
-	// FIPS 186-5 / SP 800-186 §3.2.1.3 (P-256) and §3.2.1.5 (P-521).
+	// Curve parameters p, b and n from SP 800-186 (the FIPS 186-5 curves);
+	// a test checks them against crypto/elliptic.
 	p256KA = newNISTKA(ecdh.P256(), 32, 0xff,
 		"ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
 		"5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
@@ -477,9 +476,9 @@ func (c *nistKA) scalarInRange(s []byte) bool {
 }
 
 // sampleKey draws a scalar from r by rejection sampling: take size bytes,
-// clear the bits above n's bit length, retry unless 1 ≤ s < n. Each try
-// fails with probability < 2^-32 for both curves, so the bound on tries
-// only stops a broken reader.
+// clear the bits above n's bit length, retry unless 1 ≤ s < n. A try fails
+// with probability about 2^-32 (P-256) or 2^-260 (P-521), so the bound on
+// tries only stops a broken reader.
 func (c *nistKA) sampleKey(tep TEP, r io.Reader) (*PrivateKey, error) {
 	buf := make([]byte, c.size)
 	defer clear(buf)
