@@ -45,6 +45,9 @@
 //     it), whether or not the resumption then succeeds, so a secret never
 //     secures two connections and a proposer always uses the lowest i it
 //     has not tried. Secrets are never written to disk.
+//   - A resumed session uses the AEAD of the session that made ss[0]:
+//     RFC 8548 negotiates the AEAD only in Init1/Init2, which resumption
+//     skips, so the AEAD is part of the cached state (ResumeSecret.AEAD).
 //   - The ECDHE key of a handshake is used once (GenerateKey per
 //     connection), which trivially meets "ephemeral keys MUST be refreshed
 //     often".

@@ -12,7 +12,10 @@ import (
 // ResumeSecret is a cached session secret ss[i], ready for the next
 // connection with the same peer (RFC 8548 §3.5).
 type ResumeSecret struct {
-	TEP    TEP               // TEP of the original session (v bit clear)
+	TEP TEP // TEP of the original session (v bit clear)
+	// AEAD of the session that made ss[0]. A resumed session has no
+	// Init messages to negotiate one, so it keeps the original's.
+	AEAD   AEADID
 	OrigA  bool              // this host was A when ss[0] was made
 	Secret Secret            // ss[i]
 	ID     [ResumeIDLen]byte // resume[i] = CPRF(ss[i], CONST_RESUME, 18)
@@ -89,11 +92,12 @@ func NewResumeNonce(rand io.Reader, n int) ([]byte, error) {
 }
 
 // Resume builds the session of a resumed connection from the cached
-// secret r (which it erases) and both nonces; nonceA is the nonce of the
+// secret r (which it erases) and both nonces, with r's AEAD; nonceA is the nonce of the
 // host that was originally A. The session ID starts with r.TEP|v, the
 // byte B sends when it agrees to resume. The session then holds ss[i+1]
 // for the cache.
-func Resume(r *ResumeSecret, aead AEADID, nonceA, nonceB []byte) (*Session, error) {
+func Resume(r *ResumeSecret, nonceA, nonceB []byte) (*Session, error) {
+	aead := r.AEAD
 	if !aead.Supported() {
 		return nil, fmt.Errorf("tcpcrypt: resume: %w: %v", ErrUnsupportedAEAD, aead)
 	}

@@ -49,7 +49,7 @@ func newSession(tep TEP, tepByte byte, aead AEADID, ss *Secret, sn []byte, sealA
 	s := &Session{aead: aead, resumed: resumed, sealAB: sealAB}
 	s.id = SessionID(tepByte, ss, sn)
 	mk := MasterKey(ss, sn)
-	s.next = ResumeSecret{TEP: tep &^ ResumeBit, OrigA: sealAB, Secret: NextSecret(ss)}
+	s.next = ResumeSecret{TEP: tep &^ ResumeBit, AEAD: aead, OrigA: sealAB, Secret: NextSecret(ss)}
 	s.next.ID = ResumeID(&s.next.Secret)
 	s.hasNext = true
 	ss.Zero()

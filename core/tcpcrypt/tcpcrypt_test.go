@@ -441,11 +441,11 @@ func TestResumption(t *testing.T) {
 		if !HalvesMatch(rHalf, prop.PeerHalf()) {
 			t.Fatal("the passive host's half does not match what the proposer expects")
 		}
-		s1, err := Resume(&prop, AES128GCM, nonceA, nonceB)
+		s1, err := Resume(&prop, nonceA, nonceB)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s2, err := Resume(&acc, AES128GCM, nonceA, nonceB)
+		s2, err := Resume(&acc, nonceA, nonceB)
 		if err != nil {
 			t.Fatal(err)
 		}

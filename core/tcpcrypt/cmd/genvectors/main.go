@@ -90,7 +90,7 @@ func main() {
 				fatal(err)
 			}
 			f.Vectors = append(f.Vectors, v)
-			if tep == tcpcrypt.TEPCurve25519 && aead == tcpcrypt.AES128GCM {
+			if tep == tcpcrypt.TEPCurve25519 && aead == tcpcrypt.ChaCha20Poly1305 {
 				resumeFrom, resumeSS = &f.Vectors[len(f.Vectors)-1], ss0
 			}
 		}
@@ -283,8 +283,8 @@ func resumed(from string, i int, tep tcpcrypt.TEP, aead tcpcrypt.AEADID, prev tc
 	// The host that was B in the original session opens this connection
 	// (so it is A now) to show that the halves and key directions follow
 	// the original role, not the current one.
-	rsOrigA := tcpcrypt.ResumeSecret{TEP: tep, OrigA: true, Secret: ss, ID: r}
-	rsOrigB := tcpcrypt.ResumeSecret{TEP: tep, OrigA: false, Secret: ss, ID: r}
+	rsOrigA := tcpcrypt.ResumeSecret{TEP: tep, AEAD: aead, OrigA: true, Secret: ss, ID: r}
+	rsOrigB := tcpcrypt.ResumeSecret{TEP: tep, AEAD: aead, OrigA: false, Secret: ss, ID: r}
 	subA, err := tcpcrypt.AppendResumeSuboption(nil, &rsOrigA, nonceA)
 	if err != nil {
 		return v, ss, err
@@ -322,11 +322,11 @@ func resumed(from string, i int, tep tcpcrypt.TEP, aead tcpcrypt.AEADID, prev tc
 		return v, ss, err
 	}
 	// The real resumption path must give the same session and keys.
-	sOrigA, err := tcpcrypt.Resume(&rsOrigA, aead, nonceA, nonceB)
+	sOrigA, err := tcpcrypt.Resume(&rsOrigA, nonceA, nonceB)
 	if err != nil {
 		return v, ss, err
 	}
-	sOrigB, err := tcpcrypt.Resume(&rsOrigB, aead, nonceA, nonceB)
+	sOrigB, err := tcpcrypt.Resume(&rsOrigB, nonceA, nonceB)
 	if err != nil {
 		return v, ss, err
 	}
