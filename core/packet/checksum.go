@@ -77,28 +77,28 @@ func add16(a, b uint16) uint16 {
 }
 
 // ChecksumUpdate16 returns checksum field value csum adjusted for a 16-bit
-// word of the covered data changing from old to new, by RFC 1624 equation
-// 3: HC' = ~(~HC + ~m + m'). The word must sit at an even offset of the
+// word of the covered data changing from m to m1, by RFC 1624 equation 3:
+// HC' = ~(~HC + ~m + m'). The word must sit at an even offset of the
 // checksummed data (true of every fixed TCP and IP header field).
-func ChecksumUpdate16(csum, old, new uint16) uint16 {
-	return ^add16(add16(^csum, ^old), new)
+func ChecksumUpdate16(csum, m, m1 uint16) uint16 {
+	return ^add16(add16(^csum, ^m), m1)
 }
 
 // ChecksumUpdate32 is ChecksumUpdate16 for a 32-bit field such as a TCP
 // sequence or acknowledgment number.
-func ChecksumUpdate32(csum uint16, old, new uint32) uint16 {
-	s := add16(^csum, ^uint16(old>>16))
-	s = add16(s, ^uint16(old))
-	s = add16(s, uint16(new>>16))
-	s = add16(s, uint16(new))
+func ChecksumUpdate32(csum uint16, m, m1 uint32) uint16 {
+	s := add16(^csum, ^uint16(m>>16))
+	s = add16(s, ^uint16(m))
+	s = add16(s, uint16(m1>>16))
+	s = add16(s, uint16(m1))
 	return ^s
 }
 
-// checksumUpdateBytes adjusts csum for the bytes old of the covered data
-// being replaced by new (same length) at offset off; off may be odd, as
-// TCP options can start anywhere.
-func checksumUpdateBytes(csum uint16, off int, old, new []byte) uint16 {
-	d := add16(^OnesSum(old, 0), OnesSum(new, 0))
+// checksumUpdateBytes adjusts csum for the bytes m of the covered data
+// being replaced by m1 (same length) at offset off; off may be odd, as TCP
+// options can start anywhere.
+func checksumUpdateBytes(csum uint16, off int, m, m1 []byte) uint16 {
+	d := add16(^OnesSum(m, 0), OnesSum(m1, 0))
 	if off&1 != 0 {
 		// Bytes at odd offsets fill the other half of each 16-bit word;
 		// the one's complement sum commutes with swapping bytes.

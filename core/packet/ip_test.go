@@ -138,10 +138,12 @@ func v6WithExt(t testing.TB, s Segment, exts ...[]byte) []byte {
 // by v6WithExt to chain them).
 func ext(kind uint8, body ...byte) []byte { return append([]byte{kind}, body...) }
 
-func hbh() []byte      { return ext(ProtoHopByHop, 0, 1, 4, 0, 0, 0, 0) }
-func dstOpts() []byte  { return ext(ProtoDestOpts, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) }
-func routing() []byte  { return ext(ProtoRouting, 0, 0, 0, 0, 0, 0, 0) }
-func ah() []byte       { return ext(ProtoAH, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12) }
+func hbh() []byte     { return ext(ProtoHopByHop, 0, 1, 4, 0, 0, 0, 0) }
+func dstOpts() []byte { return ext(ProtoDestOpts, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) }
+func routing() []byte { return ext(ProtoRouting, 0, 0, 0, 0, 0, 0, 0) }
+func ah() []byte {
+	return ext(ProtoAH, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
+}
 func frag(off uint16, more bool) []byte {
 	w := off << 3
 	if more {

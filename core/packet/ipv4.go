@@ -13,11 +13,6 @@ const (
 	IPv4MaxTotalLen = 0xffff
 )
 
-// IP protocol numbers used by this package.
-const (
-	ProtoTCP uint8 = 6
-)
-
 // IPv4 flag and fragment-offset bits of header bytes 6-7.
 const (
 	ipv4FlagMF     = 0x2000

@@ -12,21 +12,29 @@ const (
 	IPv6MaxPayloadLen = 0xffff
 )
 
-// IPv6 next-header values that the extension header walk knows.
+// IP protocol numbers (IPv4 protocol, IPv6 next header): TCP and the
+// IPv6 extension headers the walk knows.
 const (
-	ProtoHopByHop     uint8 = 0
-	ProtoRouting      uint8 = 43
-	ProtoFragment     uint8 = 44
-	ProtoESP          uint8 = 50
-	ProtoAH           uint8 = 51
-	ProtoNoNext       uint8 = 59
-	ProtoDestOpts     uint8 = 60
-	protoMobility     uint8 = 135 // RFC 6275
-	protoHIP          uint8 = 139 // RFC 7401
-	protoShim6        uint8 = 140 // RFC 5533
-	ipv6FragMore            = 0x0001
-	ipv6FragOffMask         = 0xfff8
-	ipv6FragHeaderLen       = 8
+	ProtoTCP      uint8 = 6
+	ProtoHopByHop uint8 = 0
+	ProtoRouting  uint8 = 43
+	ProtoFragment uint8 = 44
+	ProtoESP      uint8 = 50
+	ProtoAH       uint8 = 51
+	ProtoNoNext   uint8 = 59
+	ProtoDestOpts uint8 = 60
+)
+
+// Extension headers with the generic layout that carry no TCP semantics
+// of their own, and Fragment header fields.
+const (
+	protoMobility uint8 = 135 // RFC 6275
+	protoHIP      uint8 = 139 // RFC 7401
+	protoShim6    uint8 = 140 // RFC 5533
+
+	ipv6FragMore      = 0x0001
+	ipv6FragOffMask   = 0xfff8
+	ipv6FragHeaderLen = 8
 )
 
 // IPv6 is a view of an IPv6 packet: fixed header, extension headers and

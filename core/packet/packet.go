@@ -7,13 +7,16 @@ import (
 
 // Packet is a parsed IPv4 or IPv6 packet carrying TCP: the packet bytes
 // and the offsets of its layers. It is a small value, cheap to copy; the
-// views it hands out alias its buffer.
+// views it hands out alias its buffer. The zero Packet has no layers and
+// its methods return zero values.
 //
 // The methods that change the packet's length (InsertOption,
 // ReplaceOption, RemoveOption, CompactOptions, SetPayload, ResizePayload)
 // take a pointer and update the buffer and offsets; afterwards
-// [Packet.Bytes] is the new packet, which may be longer than the original
-// slice if its capacity allowed.
+// [Packet.Bytes] is the new packet. To grow, they use the capacity of the
+// slice given to Parse beyond the packet's end. A slice cut from a larger
+// batch buffer must therefore be capped (b[off:end:limit]) so that growth
+// cannot run into the next packet.
 type Packet struct {
 	buf       []byte // exactly the IP packet: header through last payload byte
 	version   uint8  // 4 or 6; 0 if the IP header was not parsed
@@ -22,16 +25,23 @@ type Packet struct {
 	tcpHdrLen uint8  // TCP header length in bytes; 0 if there is no TCP header
 }
 
-// Parse parses an IPv4 or IPv6 packet carrying a TCP segment. The packet
-// may be followed by padding in b, which is not part of the result.
+// Parse parses an IPv4 or IPv6 packet carrying a TCP segment, validating
+// the IP header, IPv6 extension headers, the TCP header and the TCP
+// options. b may extend past the packet (link-layer padding); the Packet
+// ends where the IP length says.
 //
-// On failure the returned Packet describes as much as was parsed, so that
-// callers can log or pass the packet through:
-//   - ErrTruncated, ErrBadHeader: nothing (zero Packet) if the IP header
-//     is broken; IP fields if the TCP header is.
-//   - ErrNotTCP, ErrFragment: the IP layer (Version, Bytes, IPv4/IPv6,
-//     Protocol, TCPOffset); TCP is nil.
-//   - ErrBadOptions: everything; only the options are malformed.
+// On failure the returned Packet keeps what was parsed, so that callers
+// can log the packet or pass it through:
+//   - ErrBadOptions: everything is valid except the options (HasTCP true).
+//   - ErrNotTCP, ErrFragment, and errors in IPv6 extension headers or the
+//     TCP header: the IP layer (Version, Bytes, IPv4/IPv6, Protocol and
+//     TCPOffset as far as the walk got); HasTCP false.
+//   - errors in the fixed IP header: the zero Packet.
+//
+// A first fragment (offset 0, more fragments) is reported as ErrFragment
+// like a later one: it holds a TCP header but not the whole segment, so it
+// can be neither checksummed nor rewritten. Use IPv4().FragmentOffset or
+// the error's text to tell them apart.
 func Parse(b []byte) (Packet, error) {
 	var p Packet
 	if len(b) == 0 {

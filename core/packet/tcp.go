@@ -191,9 +191,10 @@ func (t TCP) RewriteFlags(f Flags) {
 // RewriteOptionData overwrites the data of option o (found in t's
 // options, e.g. by [Options.Find]) with data of the same length and
 // adjusts the checksum; options may sit at odd offsets, which this
-// handles. It fails with an error matching ErrInvalid if the lengths differ
-// or o does not lie inside t's options; use [Packet.ReplaceOption] to
-// change an option's length.
+// handles. data must not alias o.Data: the old bytes are needed for the
+// update. It fails with ErrInvalid if the lengths differ or o does not lie
+// inside t's options; use [Packet.ReplaceOption] to change an option's
+// length.
 func (t TCP) RewriteOptionData(o Option, data []byte) error {
 	opts := t.Options()
 	start := o.Offset + 2
