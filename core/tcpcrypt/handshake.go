@@ -144,6 +144,9 @@ func (h *Handshake) ReadInit1(msg []byte) (init2 []byte, s *Session, err error) 
 	if h.role != RoleB || h.key == nil {
 		return nil, nil, fmt.Errorf("tcpcrypt: ReadInit1 on a handshake that is not B's or is finished")
 	}
+	// A key exchange cannot be retried: erase the ephemeral key on
+	// every path.
+	defer h.Destroy()
 	m, err := ParseInit1(h.tep, msg)
 	if err != nil {
 		return nil, nil, err
@@ -174,6 +177,7 @@ func (h *Handshake) ReadInit2(msg []byte) (*Session, error) {
 	if h.role != RoleA || h.key == nil {
 		return nil, fmt.Errorf("tcpcrypt: ReadInit2 on a handshake that is not A's or is finished")
 	}
+	defer h.Destroy()
 	m, err := ParseInit2(h.tep, msg)
 	if err != nil {
 		return nil, err

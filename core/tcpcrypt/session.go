@@ -32,6 +32,10 @@ type Session struct {
 	// oldSend keeps earlier send keys until released, because a
 	// retransmission must be encrypted under its original key.
 	oldSend []*TrafficKey
+	// oldRecv keeps earlier receive keys until released, so a packet
+	// engine can open a frame again after the local stack lost its
+	// plaintext.
+	oldRecv []*TrafficKey
 
 	rekeyNext bool // the next sealed frame carries rekey=1
 	replyDue  bool // a rekey=1 frame is owed to the peer at once
@@ -168,29 +172,55 @@ func (s *Session) SendKeyFor(gen uint64) *TrafficKey {
 
 // ReleaseSendKeysBefore destroys send keys older than gen, once no
 // retransmission can need them (§3.8: SHOULD delete older keys).
-func (s *Session) ReleaseSendKeysBefore(gen uint64) {
-	kept := s.oldSend[:0]
-	for _, k := range s.oldSend {
+func (s *Session) ReleaseSendKeysBefore(gen uint64) { s.oldSend = releaseBefore(s.oldSend, gen) }
+
+// RecvKeyFor returns the receive key of generation gen if still held.
+func (s *Session) RecvKeyFor(gen uint64) *TrafficKey {
+	if s.recv != nil && s.recv.gen == gen {
+		return s.recv
+	}
+	for _, k := range s.oldRecv {
+		if k.gen == gen {
+			return k
+		}
+	}
+	return nil
+}
+
+// ReleaseRecvKeysBefore destroys receive keys older than gen, once no
+// frame of theirs can be needed again.
+func (s *Session) ReleaseRecvKeysBefore(gen uint64) { s.oldRecv = releaseBefore(s.oldRecv, gen) }
+
+func releaseBefore(keys []*TrafficKey, gen uint64) []*TrafficKey {
+	kept := keys[:0]
+	for _, k := range keys {
 		if k.gen < gen {
 			k.Destroy()
 			continue
 		}
 		kept = append(kept, k)
 	}
-	clear(s.oldSend[len(kept):])
-	s.oldSend = kept
+	clear(keys[len(kept):])
+	return kept
 }
 
 // OpenFrame opens the frame at the start of b (stream offset offset) in
 // place, following a rekey=1 frame to the next receive generation. Frames
-// must be opened in stream order.
+// must be opened in stream order. Any error is fatal for the connection,
+// even one returned together with an opened frame (the local generation
+// could not follow the peer's).
 func (s *Session) OpenFrame(b []byte, offset uint64) (Frame, int, error) {
 	if s.closed {
 		return Frame{}, 0, ErrSessionClosed
 	}
-	control, _, err := PeekFrame(b)
+	control, n, err := PeekFrame(b)
 	if err != nil {
 		return Frame{}, 0, err
+	}
+	if len(b) < n {
+		// Check before deriving keys, so partial or forged rekey
+		// frames cost nothing.
+		return Frame{}, 0, ErrNeedMore
 	}
 	if control&ControlRekey == 0 {
 		return s.recv.OpenFrame(b, offset)
@@ -209,7 +239,7 @@ func (s *Session) OpenFrame(b []byte, offset uint64) (Frame, int, error) {
 		k.Destroy()
 		return f, 0, err
 	}
-	s.recv.Destroy()
+	s.oldRecv = append(s.oldRecv, s.recv)
 	s.recv = k
 	s.recvMK.Zero()
 	s.recvMK = next
@@ -258,10 +288,8 @@ func (s *Session) Close() {
 		s.recvMK.Zero()
 		s.send.Destroy()
 		s.recv.Destroy()
-		for _, k := range s.oldSend {
-			k.Destroy()
-		}
-		s.oldSend = nil
+		s.oldSend = releaseBefore(s.oldSend, ^uint64(0))
+		s.oldRecv = releaseBefore(s.oldRecv, ^uint64(0))
 		s.DiscardResumeSecret()
 	})
 }

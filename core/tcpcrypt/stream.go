@@ -225,10 +225,13 @@ func writeAll(w io.Writer, b []byte) error {
 // after the peer's FINp frame. If the underlying stream ends without one,
 // it returns an error wrapping ErrTruncated; a frame that fails
 // authentication gives an error wrapping ErrIntegrity, and no byte of
-// that frame is returned. Data found after the FINp frame gives
-// ErrDataAfterFIN. Zero-length frames (rekeying, keep-alive) are consumed
-// silently; when the peer's rekey frame requires an immediate answer
-// (RFC 8548 §3.8) and no write is in progress, Read sends it.
+// that frame is returned. Bytes that arrive together with the FINp frame
+// but after it give ErrDataAfterFIN; once FINp is seen Read does not wait
+// for more bytes, since the peer's TCP FIN may come later or, on a
+// transport without half-close, never. Zero-length frames (rekeying,
+// keep-alive) are consumed silently; when the peer's rekey frame requires
+// an immediate answer (RFC 8548 §3.8) and no write is in progress, Read
+// sends it.
 func (st *Stream) Read(p []byte) (int, error) {
 	st.rmu.Lock()
 	defer st.rmu.Unlock()
@@ -323,9 +326,10 @@ func (st *Stream) openFrame(frameLen int) error {
 	return nil
 }
 
-// fill reads from rw until rbuf[rpos:] holds at least need bytes or some
-// new bytes arrived, compacting and growing rbuf as needed. Only whole
-// bytes are added, so a timeout leaves the state consistent.
+// fill makes room for need bytes at rbuf[rpos:] (compacting, or growing
+// rbuf up to one maximal frame) and reads once from rw, retrying empty
+// reads. Bytes read are kept even when an error comes with them, so a
+// timeout loses nothing.
 func (st *Stream) fill(need int) error {
 	if st.rpos > 0 {
 		// pt is empty whenever fill is called, so the opened prefix can
@@ -557,7 +561,10 @@ func (st *Stream) Rekey() error {
 
 // Close sends a FINp frame unless the write side is already closed, then
 // closes the underlying connection if it is an io.Closer and erases the
-// session keys. It unblocks pending Reads and Writes. If a write is in
+// session keys. Pending Reads and Writes return an error matching
+// net.ErrClosed once closing the connection unblocks them (a net.Conn
+// does; a transport that is not an io.Closer cannot be interrupted). Close
+// returns such an error too when called again. If a write is in
 // progress, Close does not wait for it and sends no FINp (as crypto/tls
 // does): closing during a write is taken as a wish to break it off, and
 // the peer then sees ErrTruncated. When the connection supports write

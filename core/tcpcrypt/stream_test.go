@@ -682,6 +682,9 @@ func TestStreamResume(t *testing.T) {
 					if xa.ID() != xb.ID() {
 						t.Fatalf("round %d: resumed IDs differ", round)
 					}
+					if xa.AEAD() != aead || xb.AEAD() != aead {
+						t.Fatalf("round %d: resumed AEAD %v/%v, original %v", round, xa.AEAD(), xb.AEAD(), aead)
+					}
 					if id := xa.ID(); id[0] != byte(TEPCurve448)|ResumeBit || id == sa.ID() {
 						t.Fatalf("round %d: resumed ID %x", round, id)
 					}

@@ -211,6 +211,11 @@ func TestHandshakeRejects(t *testing.T) {
 	if _, err := ha.ReadInit2(bad); !errors.Is(err, ErrAEADNotOffered) {
 		t.Fatalf("ReadInit2 with unoffered AEAD = %v", err)
 	}
+	// A failed Init2 ends the handshake: its key is erased.
+	if _, err := ha.ReadInit2(init2); err == nil {
+		t.Fatal("handshake usable after a failed ReadInit2")
+	}
+	ha, _ = NewInitiator(&Config{AEADs: []AEADID{AES256GCM}}, TEPCurve25519, testTranscript, nil)
 	if _, err := ha.ReadInit2(init2[:20]); !errors.Is(err, ErrBadInitLength) {
 		t.Fatalf("ReadInit2 truncated = %v", err)
 	}
