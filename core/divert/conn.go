@@ -1,0 +1,588 @@
+package divert
+
+import (
+	"io"
+	"time"
+
+	"tcpinc.dev/tcpinc/core/eno"
+	"tcpinc.dev/tcpinc/core/packet"
+	"tcpinc.dev/tcpinc/core/tcpcrypt"
+)
+
+// phase is where a connection is in its life.
+type phase uint8
+
+const (
+	phaseSYN       phase = iota // TCP-ENO negotiation in the SYNs
+	phaseKeys                   // ENO succeeded; Init1/Init2 under way
+	phaseEncrypted              // keys established
+	phasePlain                  // ENO failed: plain TCP, hands off
+	phaseGone                   // to be removed from the table
+)
+
+// mssReduction is how much the MSS advertised to the local stack shrinks
+// so that a segment's data plus a frame's overhead (with URGp) plus the
+// non-SYN ENO option an active opener may still carry fits the segment
+// size the peer allowed.
+const mssReduction = tcpcrypt.FrameOverhead + 2 + 4
+
+// maxHeld bounds outbound data held while the key exchange runs.
+const maxHeld = 64 << 10
+
+type conn struct {
+	e      *Engine
+	key    flowKey
+	active bool
+	phase  phase
+
+	enoCfg   eno.Config
+	tracker  eno.Tracker
+	needENO  bool // outbound segments may still need the non-SYN ENO option
+	proposed *tcpcrypt.ResumeSecret
+	accepted *tcpcrypt.ResumeSecret
+	nonce    [tcpcrypt.MaxResumeNonceLen]byte
+	result   eno.Result
+
+	hs      *tcpcrypt.Handshake
+	sess    *tcpcrypt.Session
+	resumed bool
+	plainR  eno.Reason
+
+	localISN, peerISN         uint32
+	haveLocalISN, havePeerISN bool
+	snd                       sendSide
+	rcv                       recvSide
+
+	held      [][]byte // outbound data packets waiting for keys
+	heldBytes int
+
+	// What engine-made packets copy: the last window and timestamps
+	// each side sent.
+	outWnd, inWnd uint16
+	outTS, inTS   tsOption
+
+	keyDeadline time.Time
+	initTimer   time.Time
+	initRTO     time.Duration
+	closeAt     time.Time
+	localFIN    bool
+	peerFIN     bool
+	created     time.Time
+	lastActive  time.Time
+	badFrames   int
+	aborted     bool
+	lastInWnd   uint16
+	deliv       []delivery // scratch for one inbound segment
+}
+
+func (c *conn) init() {
+	e := c.e
+	c.needENO = true
+	if e.cfg.ResumeNonceLen > 0 {
+		if _, err := io.ReadFull(e.rand, c.nonce[:e.cfg.ResumeNonceLen]); err != nil {
+			// Without randomness ENO must not be sent (RFC 8547 §4.6).
+			e.cfg.Log.Error("divert: no randomness for resumption nonce; connection stays plain", "err", err)
+			c.enoCfg = eno.Config{}
+			c.tracker = eno.NewTracker(&c.enoCfg)
+			return
+		}
+	}
+	teps := e.cfg.TEPs
+	if c.active && e.cfg.Cache != nil {
+		// A cached secret for the peer: offer only its TEP, with the
+		// resumption suboption (20 bytes of ENO with an 8-byte nonce,
+		// what a Linux SYN leaves free). It also offers a fresh
+		// exchange with that TEP (RFC 8548 §3.5).
+		for i := len(teps) - 1; i >= 0; i-- {
+			if rs, ok := e.cfg.Cache.TakeForPeer(c.key.remote.Addr(), tcpcrypt.TEP(teps[i])); ok {
+				c.proposed = &rs
+				teps = teps[i : i+1]
+				break
+			}
+		}
+	}
+	c.enoCfg = eno.Config{TEPs: teps, Offer: c.offer, Accept: c.accept, Choose: c.choose}
+	c.tracker = eno.NewTracker(&c.enoCfg)
+}
+
+func (c *conn) nonceBytes() []byte { return c.nonce[:c.e.cfg.ResumeNonceLen] }
+
+func (c *conn) offer(t eno.TEP) []byte {
+	if c.proposed == nil || tcpcrypt.TEP(t) != c.proposed.TEP {
+		return nil
+	}
+	sub, err := tcpcrypt.AppendResumeSuboption(nil, c.proposed, c.nonceBytes())
+	if err != nil {
+		return nil
+	}
+	return sub[1:]
+}
+
+func (c *conn) accept(cand eno.Candidate) bool {
+	if !tcpcrypt.TEP(cand.A.TEP()).Supported() || !tcpcrypt.SuboptionAcceptable(cand.A.Data) || !tcpcrypt.SuboptionAcceptable(cand.B.Data) {
+		return false
+	}
+	// RFC 8548 §3.5: an active opener ignores a resumption reply whose
+	// identifier half does not match the secret it proposed.
+	if c.active && cand.B.V() {
+		half, _, ok, _ := tcpcrypt.ParseResumeData(cand.B.Data)
+		if ok {
+			return c.proposed != nil && tcpcrypt.HalvesMatch(half, c.proposed.PeerHalf())
+		}
+	}
+	return true
+}
+
+func (c *conn) choose(offer eno.Suboption, count int) (eno.Suboption, bool) {
+	t := offer.TEP()
+	if !tcpcrypt.TEP(t).Supported() {
+		return eno.Suboption{}, false
+	}
+	if cache := c.e.cfg.Cache; offer.V() && cache != nil && c.accepted == nil {
+		if half, _, ok, _ := tcpcrypt.ParseResumeData(offer.Data); ok {
+			if rs, ok := cache.TakeByPeerHalf(tcpcrypt.TEP(t), half); ok {
+				sub, err := tcpcrypt.AppendResumeSuboption(nil, &rs, c.nonceBytes())
+				if err == nil {
+					c.accepted = &rs
+					return eno.Suboption{Byte: sub[0], Data: sub[1:]}, true
+				}
+				rs.Zero()
+			}
+		}
+	}
+	return eno.Suboption{Byte: byte(t)}, true
+}
+
+// ---- outbound -------------------------------------------------------
+
+func (c *conn) outbound(p *Packet, pk *packet.Packet) {
+	tcp := pk.TCP()
+	flags := tcp.Flags()
+	c.outWnd = tcp.Window()
+	c.outTS.from(pk)
+	switch c.phase {
+	case phasePlain:
+		c.e.ctr.PacketsPassed++
+		if flags&(packet.RST|packet.FIN) != 0 {
+			c.closeSoon()
+		}
+		return
+	case phaseSYN:
+		c.outHandshake(p, pk)
+		return
+	}
+	c.outData(p, pk)
+}
+
+func (c *conn) outHandshake(p *Packet, pk *packet.Packet) {
+	tcp := pk.TCP()
+	flags := tcp.Flags()
+	if flags&packet.RST != 0 {
+		c.phase = phaseGone
+		return
+	}
+	if flags&packet.SYN != 0 {
+		c.localISN, c.haveLocalISN = tcp.Seq(), true
+	}
+	opt, ev := c.tracker.Send(nil, eno.Segment{SYN: flags&packet.SYN != 0, ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
+	if flags&packet.SYN != 0 && len(opt) > 0 && c.tracker.State() != eno.StateDisabled {
+		c.e.ctr.ConnsOffered++
+	}
+	if len(opt) > 0 {
+		if err := pk.InsertOption(eno.OptionKind, opt[2:]); err != nil {
+			if flags&packet.SYN != 0 {
+				// No room: send the SYN without ENO (RFC 8547 §4.6 lets
+				// a SYN drop ENO) and stay plain.
+				c.e.ctr.NoOptionSpace++
+				c.tracker.Disable()
+				c.goPlain()
+				return
+			}
+			c.abort(&c.e.ctr.AbortInternal, "no room for the ENO option", err)
+			p.Verdict = Drop
+			return
+		}
+		pk.UpdateTCPChecksum()
+		p.Buf, p.Modified = pk.Bytes(), true
+	}
+	switch {
+	case ev == eno.EventDisabled || c.tracker.State() == eno.StateDisabled:
+		c.goPlain()
+	case ev == eno.EventEnabled:
+		c.enable()
+		if c.phase != phaseGone && (pk.PayloadLen() > 0 || flags&packet.FIN != 0) {
+			c.outData(p, pk)
+		}
+	}
+}
+
+func (c *conn) outData(p *Packet, pk *packet.Packet) {
+	tcp := pk.TCP()
+	flags := tcp.Flags()
+	if flags&packet.SYN != 0 {
+		// A retransmitted SYN-ACK: it carries the same ENO option.
+		opt, _ := c.tracker.Send(nil, eno.Segment{SYN: true, ACK: flags&packet.ACK != 0, Options: tcp.Options()})
+		if len(opt) > 0 && pk.InsertOption(eno.OptionKind, opt[2:]) == nil {
+			pk.UpdateTCPChecksum()
+			p.Buf, p.Modified = pk.Bytes(), true
+		}
+		return
+	}
+	ack := tcp.Ack()
+	wireAck := c.rcv.wireNxt
+	if flags&packet.ACK != 0 {
+		wireAck = c.rcv.onLocalAck(ack)
+	}
+	if flags&packet.RST != 0 {
+		c.emitOut(p, c.snd.mapLocalSeq(tcp.Seq()), wireAck, flags)
+		c.phase = phaseGone
+		return
+	}
+	n := pk.PayloadLen()
+	fin := flags&packet.FIN != 0
+	if n == 0 && !fin {
+		c.emitOut(p, c.snd.mapLocalSeq(tcp.Seq()), wireAck, flags)
+		return
+	}
+	if c.sess == nil {
+		c.hold(p)
+		return
+	}
+	c.sendData(p, pk, wireAck)
+}
+
+// hold keeps a copy of an outbound data segment until the keys exist and
+// drops the original; the copy is encrypted and sent then.
+func (c *conn) hold(p *Packet) {
+	p.Verdict = Drop
+	if c.heldBytes+len(p.Buf) > maxHeld {
+		c.e.ctr.DropHeldOverflow++
+		return
+	}
+	c.e.ctr.DropHeld++
+	c.held = append(c.held, append([]byte(nil), p.Buf...))
+	c.heldBytes += len(p.Buf)
+}
+
+// ---- inbound --------------------------------------------------------
+
+func (c *conn) inbound(p *Packet, pk *packet.Packet) {
+	tcp := pk.TCP()
+	flags := tcp.Flags()
+	c.inWnd = tcp.Window()
+	c.inTS.from(pk)
+	switch c.phase {
+	case phasePlain:
+		c.e.ctr.PacketsPassed++
+		if flags&(packet.RST|packet.FIN) != 0 {
+			c.closeSoon()
+		}
+		return
+	case phaseSYN:
+		c.inHandshake(p, pk)
+		return
+	}
+	c.inData(p, pk)
+}
+
+func (c *conn) inHandshake(p *Packet, pk *packet.Packet) {
+	tcp := pk.TCP()
+	flags := tcp.Flags()
+	if flags&packet.RST != 0 {
+		c.phase = phaseGone
+		return
+	}
+	if flags&packet.SYN != 0 {
+		c.peerISN, c.havePeerISN = tcp.Seq(), true
+	}
+	v := c.tracker.Recv(eno.Segment{SYN: flags&packet.SYN != 0, ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
+	if flags&packet.SYN != 0 {
+		if v.DiscardSYNData && pk.PayloadLen() > 0 {
+			// RFC 8547 §4.7: the stack must not read or acknowledge it.
+			c.e.ctr.SYNDataDiscarded++
+			if err := pk.SetPayload(nil); err == nil {
+				p.Buf, p.Modified = pk.Bytes(), true
+			}
+		}
+		if c.tracker.State() == eno.StateNegotiating || v.Event == eno.EventEnabled {
+			c.clampMSS(p, pk)
+		}
+		if flags&packet.ACK == 0 && c.tracker.State() != eno.StateDisabled {
+			c.e.ctr.ConnsOffered++
+		}
+	}
+	switch {
+	case v.Event == eno.EventDisabled || c.tracker.State() == eno.StateDisabled:
+		c.goPlain()
+	case v.Event == eno.EventEnabled:
+		c.needENO = false // B has received A's non-SYN segment
+		c.enable()
+		if c.phase != phaseGone && flags&packet.SYN == 0 {
+			c.inData(p, pk)
+		}
+	}
+}
+
+// clampMSS lowers the MSS the peer announced, so that the local stack's
+// segments still fit once they become frames.
+func (c *conn) clampMSS(p *Packet, pk *packet.Packet) {
+	tcp := pk.TCP()
+	o, ok := tcp.Options().Find(2)
+	if !ok || len(o.Data) != 2 {
+		return
+	}
+	mss := uint16(o.Data[0])<<8 | uint16(o.Data[1])
+	if mss <= mssReduction+64 {
+		return
+	}
+	mss -= mssReduction
+	if tcp.RewriteOptionData(o, []byte{byte(mss >> 8), byte(mss)}) == nil {
+		c.e.ctr.MSSClamped++
+		p.Modified = true
+	}
+}
+
+// ---- state changes --------------------------------------------------
+
+func (c *conn) goPlain() {
+	if c.phase == phasePlain {
+		return
+	}
+	c.phase = phasePlain
+	c.plainR = c.tracker.Reason()
+	c.e.countPlain(c.plainR)
+	c.dropSecrets()
+	c.e.cfg.Log.Debug("divert: connection plain", "local", c.key.local, "remote", c.key.remote, "reason", c.plainR)
+	c.e.emit(EventPlain, c)
+	c.e.setTimer(c.lastActive.Add(plainLinger))
+}
+
+// plainLinger keeps a plain connection's entry for SYN retransmissions;
+// the backend stops capturing it, so no later packets refresh it.
+const plainLinger = 60 * time.Second
+
+// dropSecrets erases resumption secrets this connection did not use.
+// A proposal the peer declined is spent all the same (RFC 8548 §3.5:
+// each i is tried at most once).
+func (c *conn) dropSecrets() {
+	if c.proposed != nil {
+		c.proposed.Zero()
+		c.proposed = nil
+	}
+	if c.accepted != nil {
+		c.accepted.Zero()
+		c.accepted = nil
+	}
+}
+
+// enable starts tcpcrypt once TCP-ENO succeeded (RFC 8547 §4.6: from now
+// on no plaintext may reach either side).
+func (c *conn) enable() {
+	res, err := c.tracker.Result()
+	if err != nil || !c.haveLocalISN || !c.havePeerISN {
+		c.abort(&c.e.ctr.AbortInternal, "ENO enabled without a complete handshake", err)
+		return
+	}
+	c.result = res
+	c.snd.reset(c.localISN+1, c.e.cfg.MaxBuffer)
+	c.rcv.reset(c.peerISN+1, c.e.cfg.MaxBuffer)
+	c.phase = phaseKeys
+	tep := tcpcrypt.TEP(res.TEP())
+	if res.NegTEP()&eno.VBit != 0 {
+		c.resume(&res)
+		return
+	}
+	c.dropSecrets()
+	if res.Role() == eno.RoleA {
+		c.hs, err = tcpcrypt.NewInitiator(&c.e.tc, tep, res.Transcript(), nil)
+	} else {
+		c.hs, err = tcpcrypt.NewResponder(&c.e.tc, tep, res.Transcript(), nil)
+	}
+	if err != nil {
+		c.abort(&c.e.ctr.AbortInternal, "start key exchange", err)
+		return
+	}
+	c.keyDeadline = c.e.now.Add(c.e.cfg.HandshakeTimeout)
+	c.e.setTimer(c.keyDeadline)
+	if res.Role() == eno.RoleA {
+		c.sendInit(c.hs.Init1())
+	}
+}
+
+func (c *conn) resume(res *eno.Result) {
+	rs := c.proposed
+	if rs == nil {
+		rs = c.accepted
+	}
+	if rs == nil {
+		c.abort(&c.e.ctr.AbortInternal, "resumption negotiated without a cached secret", nil)
+		return
+	}
+	// sn = nonce_a | nonce_b, ordered by the original roles.
+	_, nA, _, _ := tcpcrypt.ParseResumeData(res.A().Data)
+	_, nB, _, _ := tcpcrypt.ParseResumeData(res.B().Data)
+	if rs.OrigA != (res.Role() == eno.RoleA) {
+		nA, nB = nB, nA
+	}
+	c.rcv.initDone = true // no Init messages when resuming
+	s, err := tcpcrypt.Resume(rs, nA, nB)
+	c.proposed, c.accepted = nil, nil
+	if err != nil {
+		c.abort(&c.e.ctr.AbortBadInit, "resume", err)
+		return
+	}
+	c.resumed = true
+	c.e.ctr.ConnsResumed++
+	c.ready(s)
+}
+
+// ready installs the session: encryption is on.
+func (c *conn) ready(s *tcpcrypt.Session) {
+	c.sess = s
+	c.hs = nil
+	c.phase = phaseEncrypted
+	c.keyDeadline, c.initTimer = time.Time{}, time.Time{}
+	id := s.ID()
+	if err := c.tracker.SetSessionID(id[:]); err != nil {
+		c.abort(&c.e.ctr.AbortInternal, "session ID", err)
+		return
+	}
+	c.e.ctr.ConnsEncrypted++
+	c.e.emit(EventEncrypted, c)
+	c.e.cfg.Log.Debug("divert: connection encrypted", "local", c.key.local, "remote", c.key.remote,
+		"tep", c.result.TEP(), "aead", s.AEAD(), "resumed", c.resumed)
+	held := c.held
+	c.held, c.heldBytes = nil, 0
+	for _, b := range held {
+		hp := Packet{Dir: Outbound, Buf: b}
+		pk, err := packet.Parse(b)
+		if err != nil {
+			continue
+		}
+		c.outData(&hp, &pk)
+		if hp.Verdict == Accept {
+			c.e.inject(Outbound, hp.Buf)
+		}
+	}
+}
+
+// abort resets the connection on both sides (RFC 8548's "abort": the
+// application must see an error, not EOF) and counts why.
+func (c *conn) abort(counter *uint64, why string, err error) {
+	if c.phase == phaseGone {
+		return
+	}
+	*counter++
+	c.aborted = true
+	c.e.ctr.ConnsAborted++
+	c.e.cfg.Log.Warn("divert: connection reset", "local", c.key.local, "remote", c.key.remote, "why", why, "err", err)
+	if c.haveLocalISN && c.havePeerISN {
+		c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, c.rcv.wireNxt, packet.RST|packet.ACK, nil))
+		c.e.inject(Inbound, c.build(Inbound, c.rcv.localNxt, c.snd.ackedLocal, packet.RST|packet.ACK, nil))
+	}
+	c.phase = phaseGone
+}
+
+func (c *conn) closeSoon() {
+	t := c.e.now.Add(c.e.cfg.TimeWait)
+	if c.closeAt.IsZero() || t.Before(c.closeAt) {
+		c.closeAt = t
+		c.e.setTimer(t)
+	}
+}
+
+// timer runs the connection's due timers and returns its next deadline.
+func (c *conn) timer(now time.Time) time.Time {
+	var next time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	idle := c.e.cfg.IdleTimeout
+	if c.phase == phasePlain {
+		idle = plainLinger
+	}
+	if !now.Before(c.lastActive.Add(idle)) {
+		c.e.ctr.ConnsExpired++
+		c.phase = phaseGone
+		return time.Time{}
+	}
+	at(c.lastActive.Add(idle))
+	if !c.closeAt.IsZero() {
+		if !now.Before(c.closeAt) {
+			c.phase = phaseGone
+			return time.Time{}
+		}
+		at(c.closeAt)
+	}
+	if c.phase == phaseKeys {
+		if !now.Before(c.keyDeadline) {
+			c.abort(&c.e.ctr.AbortHandshakeTimeout, "key exchange timed out", nil)
+			return time.Time{}
+		}
+		at(c.keyDeadline)
+		if !c.initTimer.IsZero() {
+			if !now.Before(c.initTimer) {
+				c.retransmitInit()
+			}
+			at(c.initTimer)
+		}
+	}
+	return next
+}
+
+func (c *conn) destroy() {
+	c.dropSecrets()
+	if c.hs != nil {
+		c.hs.Destroy()
+		c.hs = nil
+	}
+	if c.sess != nil {
+		// An aborted connection's secrets are not cached: the abort may
+		// come from an attack on this very session.
+		if c.e.cfg.Cache != nil && !c.aborted {
+			if rs, ok := c.sess.TakeResumeSecret(); ok {
+				c.e.cfg.Cache.Put(c.key.remote.Addr(), &rs)
+			}
+		}
+		c.sess.Close()
+		c.sess = nil
+	}
+	c.snd.wipe()
+	c.rcv.wipe()
+	for _, b := range c.held {
+		clear(b)
+	}
+	c.held = nil
+}
+
+func (c *conn) info() ConnInfo {
+	ci := ConnInfo{Local: c.key.local, Remote: c.key.remote, Created: c.created, Resumed: c.resumed,
+		BytesOut: c.snd.appBytes, BytesIn: c.rcv.appBytes, PlainReason: c.plainR}
+	switch c.phase {
+	case phaseSYN:
+		ci.State = "negotiating"
+	case phaseKeys:
+		ci.State = "key-exchange"
+	case phaseEncrypted:
+		ci.State = "encrypted"
+		if c.localFIN || c.peerFIN {
+			ci.State = "closing"
+		}
+	case phasePlain:
+		ci.State = "plain"
+	default:
+		ci.State = "closed"
+	}
+	if c.phase == phaseKeys || c.phase == phaseEncrypted {
+		ci.Role, ci.TEP, ci.NegTEP = c.result.Role(), c.result.TEP(), c.result.NegTEP()
+		ci.SelfGOpt, ci.PeerGOpt = c.result.SelfGOpt(), c.result.PeerGOpt()
+	}
+	if c.sess != nil {
+		id := c.sess.ID()
+		ci.SessionID = id[:]
+		ci.AEAD = c.sess.AEAD()
+	}
+	return ci
+}

@@ -1,0 +1,59 @@
+package divert
+
+import "tcpinc.dev/tcpinc/core/eno"
+
+// Counters count every outcome of the engine. They are plain integers:
+// an engine runs on one goroutine, and Snapshot copies them for readers.
+type Counters struct {
+	Packets       [2]uint64 // by Direction
+	PacketsPassed uint64    // accepted unchanged (plain, unknown flows)
+	PacketsBad    uint64    // not parseable as IPv4/IPv6 TCP; accepted unchanged
+	Injected      uint64
+
+	ConnsOffered    uint64 // connections that sent or received a SYN with ENO
+	ConnsEncrypted  uint64 // keys established
+	ConnsResumed    uint64 // ... of which by resumption (no key agreement)
+	ConnsPlain      uint64 // ended up plain
+	PlainReasons    [eno.NumReasons]uint64
+	ConnsTableFull  uint64 // left plain because MaxConns was reached
+	ConnsClosed     uint64
+	ConnsExpired    uint64 // idle timeout
+	ConnsAborted    uint64 // reset by the engine (see the Abort* counters)
+	KeyAgreements   uint64 // fresh Init1/Init2 exchanges completed
+	InitRetransmits uint64
+
+	AbortHandshakeTimeout uint64
+	AbortBadInit          uint64 // malformed Init, no common AEAD, bad public key
+	AbortIntegrity        uint64 // too many frames failed authentication
+	AbortFINWithoutFINp   uint64
+	AbortInternal         uint64 // buffer limit, sequence-state inconsistency
+
+	IntegrityFailures uint64 // frames that failed authentication (dropped)
+	FramesSealed      uint64
+	FramesOpened      uint64
+	BytesEncrypted    uint64
+	BytesDecrypted    uint64
+	Retransmits       uint64 // outbound retransmissions re-sent from the send buffer
+	Redeliveries      uint64 // inbound frames opened again for the local stack
+
+	DropDuplicate    uint64 // inbound segments with nothing new
+	DropOutOfWindow  uint64
+	DropBufferFull   uint64
+	DropHeld         uint64 // outbound data before keys, held for later
+	DropHeldOverflow uint64 // ... that did not fit the hold queue
+	DropForgedRST    uint64
+	DropUnexpected   uint64 // segments the state machine cannot use
+	SYNDataDiscarded uint64
+	MSSClamped       uint64
+	NoOptionSpace    uint64 // SYN without room for ENO: sent plain
+}
+
+// Counters returns a copy of the engine's counters.
+func (e *Engine) Counters() Counters { return e.ctr }
+
+func (e *Engine) countPlain(r eno.Reason) {
+	e.ctr.ConnsPlain++
+	if int(r) < len(e.ctr.PlainReasons) {
+		e.ctr.PlainReasons[r]++
+	}
+}

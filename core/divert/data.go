@@ -1,0 +1,736 @@
+package divert
+
+import (
+	"time"
+
+	"tcpinc.dev/tcpinc/core/eno"
+	"tcpinc.dev/tcpinc/core/packet"
+	"tcpinc.dev/tcpinc/core/tcpcrypt"
+)
+
+// Sequence mapping. The local stack sees a plain byte stream; the wire
+// carries the Init message and frames (RFC 8548 §3.3, §3.6), so every
+// frame adds bytes. Both directions keep frame records that map local
+// sequence numbers to wire ones; ISNs are not changed.
+
+// sendSide maps the local stack's outbound stream to the wire.
+type sendSide struct {
+	wireNxt    uint32 // next wire sequence number
+	localNxt   uint32 // next new local sequence number
+	una        uint32 // oldest wire byte the peer has not acknowledged
+	ackedLocal uint32 // local acknowledgment given to the local stack
+	buf        seqBuf // wire bytes of unacknowledged frames, for retransmission
+	frames     frameQueue
+	streamOff  uint64 // stream offset of wireNxt (Init counted)
+	appBytes   uint64
+}
+
+func (s *sendSide) reset(start uint32, max int) {
+	s.wireNxt, s.localNxt, s.una, s.ackedLocal = start, start, start, start
+	s.buf.reset(start, max)
+	s.frames.clear()
+	s.streamOff, s.appBytes = 0, 0
+}
+
+func (s *sendSide) wipe() { s.buf.wipe() }
+
+// mapLocalSeq maps a local sequence number to the wire.
+func (s *sendSide) mapLocalSeq(seq uint32) uint32 {
+	if seqGEQ(seq, s.localNxt) {
+		return s.wireNxt + (seq - s.localNxt)
+	}
+	if i := s.frames.findLocal(seq); i >= 0 {
+		r := s.frames.at(i)
+		if seqGEQ(seq, r.local) {
+			return r.wire + (seq - r.local)
+		}
+		return r.wire
+	}
+	return s.wireNxt
+}
+
+// room reports whether n more wire bytes fit the send buffer.
+func (s *sendSide) room(n int) bool {
+	return int(s.wireNxt-s.buf.start)+n <= s.buf.max
+}
+
+// push records a frame (or Init message) sent at wireNxt.
+func (s *sendSide) push(local, llen uint32, wire []byte, fin bool) (frameRec, bool) {
+	r := frameRec{local: local, llen: llen, wire: s.wireNxt, wlen: uint32(len(wire)), fin: fin}
+	if !s.buf.write(s.wireNxt, wire) {
+		return r, false
+	}
+	if fin {
+		r.llen++
+		r.wlen++
+	}
+	s.frames.push(r)
+	s.wireNxt += r.wlen
+	s.localNxt = local + r.llen
+	s.streamOff += uint64(len(wire))
+	return r, true
+}
+
+// onAck processes the peer's acknowledgment of wire bytes and returns
+// the local acknowledgment: the end of the last frame fully acknowledged.
+func (s *sendSide) onAck(wireAck uint32) uint32 {
+	if seqGT(wireAck, s.wireNxt) {
+		wireAck = s.wireNxt
+	}
+	if seqGT(wireAck, s.una) {
+		s.una = wireAck
+	}
+	for s.frames.len() > 0 {
+		r := s.frames.at(0)
+		if !seqLEQ(r.wireEnd(), s.una) {
+			break
+		}
+		s.ackedLocal = seqMax(s.ackedLocal, r.localEnd())
+		s.frames.pop()
+	}
+	if s.frames.len() > 0 {
+		s.buf.advance(s.frames.at(0).wire)
+	} else {
+		s.buf.advance(s.wireNxt)
+	}
+	return s.ackedLocal
+}
+
+// recvSide maps the peer's wire stream to the local stack.
+type recvSide struct {
+	wireNxt    uint32 // next wire byte to consume (frame boundary)
+	localNxt   uint32 // next local sequence number to deliver
+	localAcked uint32 // the local stack's latest acknowledgment
+	ackedWire  uint32 // wire acknowledgment matching localAcked
+	buf        seqBuf // wire bytes from the oldest frame not acked by the local stack
+	have       []span // received wire ranges at or after wireNxt
+	delivered  frameQueue
+	streamOff  uint64
+	initDone   bool
+	finp       bool   // a FINp frame was delivered
+	tcpFIN     bool   // a TCP FIN arrived ...
+	finSeq     uint32 // ... at this wire sequence number
+	appBytes   uint64
+}
+
+type span struct{ s, e uint32 }
+
+func (r *recvSide) reset(start uint32, max int) {
+	r.wireNxt, r.localNxt, r.localAcked, r.ackedWire = start, start, start, start
+	r.buf.reset(start, max)
+	r.have = r.have[:0]
+	r.delivered.clear()
+	r.streamOff, r.appBytes = 0, 0
+	r.initDone, r.finp, r.tcpFIN = false, false, false
+}
+
+func (r *recvSide) wipe() { r.buf.wipe() }
+
+// onLocalAck takes the local stack's acknowledgment and returns the wire
+// acknowledgment to send: the end of the last frame whose plaintext the
+// stack has acknowledged. Frames are acknowledged on the wire only once
+// the stack has their plaintext, so a segment the stack lost can be
+// delivered again from the buffer.
+func (r *recvSide) onLocalAck(ack uint32) uint32 {
+	if seqGT(ack, r.localNxt) {
+		ack = r.localNxt
+	}
+	if seqGT(ack, r.localAcked) {
+		r.localAcked = ack
+	}
+	for r.delivered.len() > 0 {
+		d := r.delivered.at(0)
+		if !seqLEQ(d.localEnd(), r.localAcked) {
+			break
+		}
+		r.ackedWire = d.wireEnd()
+		r.delivered.pop()
+	}
+	if r.delivered.len() == 0 {
+		r.ackedWire = r.wireNxt
+		r.buf.advance(r.wireNxt)
+	} else {
+		r.buf.advance(r.delivered.at(0).wire)
+	}
+	return r.ackedWire
+}
+
+// addSpan records received wire bytes [s, e).
+func (r *recvSide) addSpan(s, e uint32) {
+	if !seqLT(s, e) {
+		return
+	}
+	i := 0
+	for i < len(r.have) && seqLT(r.have[i].e, s) {
+		i++
+	}
+	j := i
+	for j < len(r.have) && seqLEQ(r.have[j].s, e) {
+		s, e = seqMin(s, r.have[j].s), seqMax(e, r.have[j].e)
+		j++
+	}
+	if i == j {
+		r.have = append(r.have, span{})
+		copy(r.have[i+1:], r.have[i:])
+		r.have[i] = span{s, e}
+		return
+	}
+	r.have[i] = span{s, e}
+	r.have = append(r.have[:i+1], r.have[j:]...)
+}
+
+// contiguous returns how many bytes are available at wireNxt.
+func (r *recvSide) contiguous() int {
+	for len(r.have) > 0 && seqLEQ(r.have[0].e, r.wireNxt) {
+		r.have = r.have[1:]
+	}
+	if len(r.have) == 0 || seqGT(r.have[0].s, r.wireNxt) {
+		return 0
+	}
+	return int(r.have[0].e - r.wireNxt)
+}
+
+// delivery is plaintext for the local stack.
+type delivery struct {
+	seq    uint32
+	data   []byte
+	fin    bool
+	urg    bool
+	urgent uint16
+}
+
+// ---- outbound data --------------------------------------------------
+
+// sendInit puts an Init message at the start of our data stream and
+// sends it; the engine retransmits it until the peer acknowledges it.
+func (c *conn) sendInit(msg []byte) {
+	s := &c.snd
+	r, ok := s.push(s.localNxt, 0, msg, false)
+	if !ok {
+		c.abort(&c.e.ctr.AbortInternal, "send buffer", nil)
+		return
+	}
+	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.ackedWire, packet.ACK|packet.PSH, msg))
+	c.initRTO = c.e.cfg.InitRTO
+	c.initTimer = c.e.now.Add(c.initRTO)
+	c.e.setTimer(c.initTimer)
+}
+
+// retransmitInit resends our Init message if the peer has not
+// acknowledged it yet.
+func (c *conn) retransmitInit() {
+	s := &c.snd
+	if s.frames.len() == 0 || s.frames.at(0).llen != 0 || s.frames.at(0).wire != c.localISN+1 {
+		c.initTimer = time.Time{}
+		return
+	}
+	r := s.frames.at(0)
+	if !s.buf.contains(r.wire, int(r.wlen)) {
+		c.initTimer = time.Time{}
+		return
+	}
+	c.e.ctr.InitRetransmits++
+	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.ackedWire, packet.ACK|packet.PSH, s.buf.slice(r.wire, int(r.wlen))))
+	c.initRTO *= 2
+	if c.initRTO > 4*time.Second {
+		c.initRTO = 4 * time.Second
+	}
+	c.initTimer = c.e.now.Add(c.initRTO)
+}
+
+// sendData encrypts an outbound data segment, or re-sends the frames of
+// a retransmitted one exactly as they first went out.
+func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
+	tcp := pk.TCP()
+	flags := tcp.Flags()
+	seq := tcp.Seq()
+	s := &c.snd
+	if seqLT(seq, s.localNxt) {
+		c.retransmit(p, pk, wireAck)
+		return
+	}
+	if seq != s.localNxt {
+		c.e.ctr.DropUnexpected++
+		p.Verdict = Drop
+		return
+	}
+	fin := flags&packet.FIN != 0
+	if c.localFIN && !fin {
+		c.e.ctr.DropUnexpected++
+		p.Verdict = Drop
+		return
+	}
+	data := pk.Payload()
+	first := true
+	for len(data) > 0 || fin {
+		chunk := data
+		if len(chunk) > tcpcrypt.MaxFrameData-2 {
+			chunk = chunk[:tcpcrypt.MaxFrameData-2]
+		}
+		last := len(chunk) == len(data)
+		var ff byte
+		if fin && last {
+			ff = tcpcrypt.FlagFIN
+		}
+		var urgent *uint16
+		if flags&packet.URG != 0 && first {
+			u := tcp.Urgent()
+			urgent = &u
+		}
+		if !s.room(tcpcrypt.FrameLen(len(chunk), urgent != nil)) {
+			c.e.ctr.DropBufferFull++
+			if first {
+				p.Verdict = Drop
+			}
+			return
+		}
+		e := c.e
+		e.scratch = append(e.scratch[:0], chunk...)
+		k, control := c.sess.SendKey()
+		wire, err := k.AppendFrame(e.frameBuf[:0], s.streamOff, control, ff, urgent, e.scratch)
+		if err != nil {
+			c.abort(&e.ctr.AbortInternal, "seal frame", err)
+			p.Verdict = Drop
+			return
+		}
+		e.frameBuf = wire[:0]
+		c.sess.FrameSent()
+		r, _ := s.push(s.localNxt, uint32(len(chunk)), wire, ff != 0)
+		e.ctr.FramesSealed++
+		e.ctr.BytesEncrypted += uint64(len(chunk))
+		s.appBytes += uint64(len(chunk))
+		out := packet.ACK | packet.PSH
+		if ff != 0 {
+			out |= packet.FIN
+			c.localFIN = true
+		}
+		c.place(p, &first, Outbound, c.build(Outbound, r.wire, wireAck, out, wire))
+		data = data[len(chunk):]
+		if ff != 0 {
+			break
+		}
+	}
+}
+
+// retransmit re-sends the frames covering a retransmitted local range
+// from the send buffer: the same wire bytes for the same sequence
+// numbers (RFC 8548 §3.6), however the local stack split or coalesced the
+// range this time.
+func (c *conn) retransmit(p *Packet, pk *packet.Packet, wireAck uint32) {
+	s := &c.snd
+	tcp := pk.TCP()
+	seq := tcp.Seq()
+	end := seq + uint32(pk.PayloadLen())
+	if tcp.Flags()&packet.FIN != 0 {
+		end++
+	}
+	if seqGT(end, s.localNxt) {
+		// New bytes appended to a retransmission: send the old part now;
+		// the stack retransmits the rest.
+		end = s.localNxt
+	}
+	i := s.frames.findLocal(seq)
+	if i < 0 {
+		// All acknowledged already: tell the stack.
+		p.Verdict = Drop
+		c.e.inject(Inbound, c.build(Inbound, c.rcv.localNxt, s.ackedLocal, packet.ACK, nil))
+		return
+	}
+	// Unacknowledged empty frames just before (a rekey reply) go too.
+	for i > 0 && s.frames.at(i-1).llen == 0 && seqGT(s.frames.at(i-1).wireEnd(), s.una) {
+		i--
+	}
+	first := true
+	for j := i; j < s.frames.len(); j++ {
+		r := s.frames.at(j)
+		if !seqLT(r.local, end) && r.llen > 0 {
+			break
+		}
+		n := int(r.wlen)
+		if r.fin {
+			n--
+		}
+		if !s.buf.contains(r.wire, n) {
+			c.abort(&c.e.ctr.AbortInternal, "retransmission outside the send buffer", nil)
+			p.Verdict = Drop
+			return
+		}
+		out := packet.ACK | packet.PSH
+		if r.fin {
+			out |= packet.FIN
+		}
+		c.e.ctr.Retransmits++
+		c.place(p, &first, Outbound, c.build(Outbound, r.wire, wireAck, out, s.buf.slice(r.wire, n)))
+	}
+	if first {
+		p.Verdict = Drop
+	}
+}
+
+// sendEmptyFrame sends a frame with no data now: the reply §3.8 requires
+// when the peer's rekey moved our generation.
+func (c *conn) sendEmptyFrame() {
+	if c.localFIN {
+		return
+	}
+	s := &c.snd
+	k, control := c.sess.SendKey()
+	wire, err := k.AppendFrame(c.e.frameBuf[:0], s.streamOff, control, 0, nil, nil)
+	if err != nil || !s.room(len(wire)) {
+		return
+	}
+	c.e.frameBuf = wire[:0]
+	c.sess.FrameSent()
+	r, _ := s.push(s.localNxt, 0, wire, false)
+	c.e.ctr.FramesSealed++
+	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.ackedWire, packet.ACK|packet.PSH, wire))
+}
+
+// ---- inbound data ---------------------------------------------------
+
+func (c *conn) inData(p *Packet, pk *packet.Packet) {
+	tcp := pk.TCP()
+	flags := tcp.Flags()
+	if flags&packet.SYN != 0 {
+		return // a retransmitted SYN or SYN-ACK: the stack answers it
+	}
+	if c.needENO && c.result.Role() == eno.RoleA {
+		// B's first non-SYN segment: A stops sending ENO (RFC 8547 §4.6).
+		c.tracker.Recv(eno.Segment{ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
+		c.needENO = false
+	}
+	prevAck := c.snd.ackedLocal
+	localAck := prevAck
+	if flags&packet.ACK != 0 {
+		localAck = c.snd.onAck(tcp.Ack())
+		if !c.initTimer.IsZero() && (c.snd.frames.len() == 0 || c.snd.frames.at(0).wire != c.localISN+1) {
+			c.initTimer = time.Time{}
+		}
+	}
+	seq := tcp.Seq()
+	r := &c.rcv
+	if flags&packet.RST != 0 {
+		// RFC 5961 spirit: an exact RST resets; one elsewhere in the
+		// window becomes a challenge for the stack; others are dropped.
+		lseq := r.localNxt
+		switch {
+		case seq == r.wireNxt:
+			c.phase = phaseGone
+		case seqGT(seq, r.wireNxt) && seqLT(seq, r.wireNxt+uint32(r.buf.max)):
+			lseq++
+		default:
+			c.e.ctr.DropForgedRST++
+			p.Verdict = Drop
+			return
+		}
+		first := true
+		c.place(p, &first, Inbound, c.build(Inbound, lseq, localAck, flags&(packet.RST|packet.ACK), nil))
+		return
+	}
+	c.deliv = c.deliv[:0]
+	dup := false
+	if n := pk.PayloadLen(); n > 0 || flags&packet.FIN != 0 {
+		dup = c.receive(seq, pk.Payload(), flags&packet.FIN != 0)
+		if c.phase == phaseGone {
+			p.Verdict = Drop
+			return
+		}
+	}
+	first := true
+	for _, d := range c.deliv {
+		out := packet.ACK | packet.PSH
+		if d.fin {
+			out |= packet.FIN
+		}
+		b := c.build(Inbound, d.seq, localAck, out, d.data)
+		if d.urg {
+			if q, err := packet.Parse(b); err == nil {
+				q.TCP().SetFlags(out | packet.URG)
+				q.TCP().SetUrgent(d.urgent)
+				q.UpdateTCPChecksum()
+			}
+		}
+		c.place(p, &first, Inbound, b)
+	}
+	if first {
+		// Nothing to deliver: pass the acknowledgment on if it says
+		// something new, else drop the segment.
+		if localAck != prevAck || tcp.Window() != c.lastInWnd || flags&packet.FIN != 0 && r.finp {
+			c.place(p, &first, Inbound, c.build(Inbound, r.localNxt, localAck, packet.ACK, nil))
+		} else {
+			p.Verdict = Drop
+			if dup {
+				c.e.ctr.DropDuplicate++
+				// The peer retransmitted what we already acknowledged:
+				// its ACK was lost. Acknowledge again.
+				c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.ackedWire, packet.ACK, nil))
+			}
+		}
+	}
+	c.lastInWnd = tcp.Window()
+	if c.sess != nil && c.sess.RekeyReplyDue() {
+		c.sendEmptyFrame()
+	}
+}
+
+// receive stores a segment's wire bytes and consumes every complete Init
+// message or frame at wireNxt, filling c.deliv. It reports whether the
+// segment held nothing new.
+func (c *conn) receive(seq uint32, payload []byte, fin bool) (dup bool) {
+	r := &c.rcv
+	e := c.e
+	end := seq + uint32(len(payload))
+	if fin {
+		if !r.tcpFIN {
+			r.tcpFIN, r.finSeq = true, end
+		}
+	}
+	if seqLEQ(end, r.wireNxt) {
+		if len(payload) > 0 {
+			c.redeliver(seq, end)
+		}
+		return len(c.deliv) == 0
+	}
+	if seqLT(seq, r.wireNxt) {
+		payload = payload[r.wireNxt-seq:]
+		seq = r.wireNxt
+	}
+	if len(payload) > 0 {
+		if !r.buf.write(seq, payload) {
+			e.ctr.DropBufferFull++
+			return false
+		}
+		r.addSpan(seq, end)
+	}
+	for {
+		avail := r.contiguous()
+		if avail == 0 {
+			break
+		}
+		b := r.buf.slice(r.wireNxt, avail)
+		if !r.initDone {
+			isInit1 := c.result.Role() == eno.RoleB
+			m, err := tcpcrypt.InitLen(b, isInit1)
+			if err == tcpcrypt.ErrNeedMore {
+				break
+			}
+			if err != nil {
+				c.abort(&e.ctr.AbortBadInit, "Init message", err)
+				return false
+			}
+			if avail < m {
+				break
+			}
+			if !c.gotInit(b[:m]) {
+				return false
+			}
+			continue
+		}
+		_, flen, err := tcpcrypt.PeekFrame(b)
+		if err == tcpcrypt.ErrNeedMore {
+			break
+		}
+		if err == nil && avail < flen {
+			break
+		}
+		var f tcpcrypt.Frame
+		var gen uint64
+		if err == nil {
+			dst := e.buffer(flen)[:flen]
+			copy(dst, b[:flen])
+			f, _, err = c.sess.OpenFrame(dst, r.streamOff)
+			_, gen = c.sess.Generations() // the frame's generation
+		}
+		if err != nil {
+			// Drop, do not acknowledge: nothing of this frame was
+			// acknowledged, so a retransmission can repair it
+			// (RFC 8548 §3.6 MAY). Too many in a row: abort.
+			e.ctr.IntegrityFailures++
+			c.badFrames++
+			r.buf.truncate(r.wireNxt)
+			r.have = r.have[:0]
+			if c.badFrames >= e.cfg.MaxIntegrityFailures {
+				c.abort(&e.ctr.AbortIntegrity, "frames fail authentication", err)
+			}
+			return false
+		}
+		c.badFrames = 0
+		e.ctr.FramesOpened++
+		e.ctr.BytesDecrypted += uint64(len(f.Data))
+		r.appBytes += uint64(len(f.Data))
+		rec := frameRec{local: r.localNxt, llen: uint32(len(f.Data)), wire: r.wireNxt, wlen: uint32(flen), gen: uint32(gen), off: r.streamOff}
+		if f.FIN() {
+			rec.fin, rec.llen, rec.wlen = true, rec.llen+1, rec.wlen+1
+			r.finp = true
+			c.peerFIN = true
+			c.closeSoon()
+		}
+		d := delivery{seq: r.localNxt, data: f.Data, fin: f.FIN()}
+		if f.Flags&tcpcrypt.FlagURG != 0 {
+			d.urg, d.urgent = true, f.Urgent
+		}
+		if len(f.Data) > 0 || d.fin {
+			c.deliv = append(c.deliv, d)
+		}
+		r.delivered.push(rec)
+		r.wireNxt += rec.wlen
+		r.localNxt += rec.llen
+		r.streamOff += uint64(flen)
+		if r.finp {
+			break
+		}
+	}
+	if r.tcpFIN && !r.finp && r.finSeq == r.wireNxt {
+		// A TCP FIN with no FINp frame: RFC 8548 §3.7 SHOULD abort, and
+		// the application must not see a clean end of stream.
+		c.abort(&e.ctr.AbortFINWithoutFINp, "FIN without FINp", nil)
+	}
+	return false
+}
+
+// gotInit handles the peer's complete Init message.
+func (c *conn) gotInit(msg []byte) bool {
+	r := &c.rcv
+	e := c.e
+	m := uint32(len(msg))
+	rec := frameRec{local: r.localNxt, wire: r.wireNxt, wlen: m}
+	r.delivered.push(rec)
+	r.wireNxt += m
+	r.streamOff += uint64(m)
+	r.initDone = true
+	r.onLocalAck(r.localAcked) // the stack has nothing to acknowledge: Init is ours
+	if c.result.Role() == eno.RoleB {
+		init2, s, err := c.hs.ReadInit1(msg)
+		if err != nil {
+			c.abort(&e.ctr.AbortBadInit, "Init1", err)
+			return false
+		}
+		e.ctr.KeyAgreements++
+		c.sendInit(init2)
+		c.ready(s)
+		return c.phase != phaseGone
+	}
+	s, err := c.hs.ReadInit2(msg)
+	if err != nil {
+		c.abort(&e.ctr.AbortBadInit, "Init2", err)
+		return false
+	}
+	e.ctr.KeyAgreements++
+	c.ready(s)
+	if c.phase == phaseGone {
+		return false
+	}
+	// Acknowledge Init2 now: the stack has nothing to acknowledge.
+	c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.ackedWire, packet.ACK, nil))
+	return true
+}
+
+// redeliver opens again the frames in [seq, end) whose plaintext the
+// local stack has not acknowledged, for a stack that lost them.
+func (c *conn) redeliver(seq, end uint32) {
+	r := &c.rcv
+	for i := 0; i < r.delivered.len(); i++ {
+		d := r.delivered.at(i)
+		if !seqLT(d.wire, end) {
+			break
+		}
+		if seqLEQ(d.wireEnd(), seq) || d.llen == 0 {
+			continue
+		}
+		n := int(d.wlen)
+		if d.fin {
+			n--
+		}
+		k := c.sess.RecvKeyFor(uint64(d.gen))
+		if k == nil || !r.buf.contains(d.wire, n) {
+			continue
+		}
+		dst := c.e.buffer(n)[:n]
+		copy(dst, r.buf.slice(d.wire, n))
+		f, _, err := k.OpenFrame(dst, d.off)
+		if err != nil {
+			continue
+		}
+		c.e.ctr.Redeliveries++
+		c.deliv = append(c.deliv, delivery{seq: d.local, data: f.Data, fin: d.fin})
+	}
+}
+
+// ---- packet building ------------------------------------------------
+
+// place puts an engine-built packet into the captured packet p if it is
+// the first output for p and fits its buffer; otherwise injects it.
+func (c *conn) place(p *Packet, first *bool, dir Direction, b []byte) {
+	if b == nil {
+		return
+	}
+	if *first && cap(p.Buf) >= len(b) && p.Dir == dir {
+		p.Buf = append(p.Buf[:0], b...)
+		p.Verdict, p.Modified = Accept, true
+		*first = false
+		return
+	}
+	if *first {
+		p.Verdict = Drop
+		*first = false
+	}
+	c.e.inject(dir, b)
+}
+
+// emitOut sends an outbound segment without data, its sequence and
+// acknowledgment numbers mapped to the wire.
+func (c *conn) emitOut(p *Packet, seq, ack uint32, flags packet.Flags) {
+	first := true
+	c.place(p, &first, Outbound, c.build(Outbound, seq, ack, flags&(packet.ACK|packet.RST|packet.FIN), nil))
+}
+
+// build makes a TCP segment of this connection in engine memory. It
+// carries the timestamps of the latest packet in that direction and, from
+// an active opener still in the handshake, the non-SYN ENO option.
+func (c *conn) build(dir Direction, seq, ack uint32, flags packet.Flags, payload []byte) []byte {
+	var optBuf [24]byte
+	opts := optBuf[:0]
+	seg := packet.Segment{Seq: seq, Ack: ack, Flags: flags, Payload: payload}
+	ts := &c.inTS
+	if dir == Outbound {
+		seg.Src, seg.Dst, seg.Window = c.key.local, c.key.remote, c.outWnd
+		ts = &c.outTS
+		if c.needENO && flags&packet.RST == 0 {
+			opt, _ := c.tracker.Send(opts, eno.Segment{ACK: true, DataLen: len(payload)})
+			if len(opt) == 0 {
+				c.needENO = false
+			}
+			opts = opt
+		}
+	} else {
+		seg.Src, seg.Dst, seg.Window = c.key.remote, c.key.local, c.inWnd
+	}
+	if ts.ok {
+		opts = packet.AppendNOP(opts)
+		opts = packet.AppendNOP(opts)
+		opts = packet.AppendTimestamps(opts, ts.val, ts.ecr)
+	}
+	for len(opts)%4 != 0 {
+		opts = append(opts, 0)
+	}
+	seg.Options = opts
+	b, err := packet.AppendTCP(c.e.buffer(80+len(payload)), seg)
+	if err != nil {
+		c.e.cfg.Log.Error("divert: build packet", "err", err)
+		return nil
+	}
+	return b
+}
+
+// tsOption remembers a direction's latest TCP timestamps (RFC 7323), so
+// that engine-made segments pass PAWS checks.
+type tsOption struct {
+	val, ecr uint32
+	ok       bool
+}
+
+func (t *tsOption) from(pk *packet.Packet) {
+	if v, e, ok := pk.TCP().Options().Timestamps(); ok {
+		t.val, t.ecr, t.ok = v, e, true
+	}
+}

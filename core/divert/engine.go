@@ -1,0 +1,232 @@
+package divert
+
+import (
+	"crypto/rand"
+	"io"
+	"net/netip"
+	"time"
+
+	"tcpinc.dev/tcpinc/core/eno"
+	"tcpinc.dev/tcpinc/core/packet"
+	"tcpinc.dev/tcpinc/core/tcpcrypt"
+)
+
+// Engine rewrites one host's TCP packets to speak TCP-ENO and tcpcrypt.
+// It is deterministic and does no I/O: a backend (NFQUEUE, WinDivert, a
+// test network) feeds it batches and applies its verdicts. An Engine is
+// not safe for concurrent use; run one per worker and split flows between
+// workers by their 4-tuple.
+type Engine struct {
+	cfg   Config
+	tc    tcpcrypt.Config
+	rand  io.Reader
+	conns map[flowKey]*conn
+	ctr   Counters
+
+	now      time.Time
+	deadline time.Time // earliest timer of any connection (zero: none)
+
+	// Packets injected during the current call; their buffers come from
+	// pool and stay valid until the next call.
+	out     []Packet
+	pool    [][]byte
+	poolUse int
+
+	scratch  []byte // plaintext being sealed
+	frameBuf []byte // a sealed frame
+}
+
+// flowKey identifies a connection from the local host's point of view.
+type flowKey struct {
+	local, remote netip.AddrPort
+}
+
+// New returns an engine with cfg's settings.
+func New(cfg Config) (*Engine, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: c, conns: map[flowKey]*conn{}, rand: c.Rand}
+	if e.rand == nil {
+		e.rand = rand.Reader
+	}
+	e.tc = tcpcrypt.Config{AEADs: c.AEADs, Rand: e.rand}
+	return e, nil
+}
+
+// Process decides on a batch of captured packets: it sets each packet's
+// Verdict (rewriting Buf in place when needed) and appends the packets it
+// injects to out. Call it with no packets when NextDeadline has passed.
+func (e *Engine) Process(pkts []Packet, out []Packet, now time.Time) []Packet {
+	e.now = now
+	e.out = out
+	e.poolUse = 0
+	for i := range pkts {
+		p := &pkts[i]
+		p.Verdict, p.Modified = Accept, false
+		e.ctr.Packets[p.Dir&1]++
+		e.process(p)
+	}
+	if !e.deadline.IsZero() && !now.Before(e.deadline) {
+		e.runTimers()
+	}
+	out = e.out
+	e.out = nil
+	return out
+}
+
+// NextDeadline is when the engine next needs Process to run, even with
+// no packets; zero means no timer is pending.
+func (e *Engine) NextDeadline() time.Time { return e.deadline }
+
+// Len returns the number of connections in the table.
+func (e *Engine) Len() int { return len(e.conns) }
+
+func (e *Engine) process(p *Packet) {
+	pk, err := packet.Parse(p.Buf)
+	if err != nil || !pk.HasTCP() {
+		e.ctr.PacketsBad++
+		return
+	}
+	key := flowKey{local: pk.Src(), remote: pk.Dst()}
+	if p.Dir == Inbound {
+		key = flowKey{local: pk.Dst(), remote: pk.Src()}
+	}
+	c := e.conns[key]
+	flags := pk.TCP().Flags()
+	if c == nil {
+		if flags&(packet.SYN|packet.ACK|packet.RST) != packet.SYN {
+			// Not the start of a connection we saw: a plain connection
+			// we stopped tracking, or one older than the engine.
+			e.ctr.PacketsPassed++
+			return
+		}
+		if c = e.newConn(key, p.Dir == Outbound); c == nil {
+			e.ctr.PacketsPassed++
+			return
+		}
+	}
+	c.lastActive = e.now
+	if p.Dir == Outbound {
+		c.outbound(p, &pk)
+	} else {
+		c.inbound(p, &pk)
+	}
+	if c.phase == phaseGone {
+		e.remove(c)
+	}
+}
+
+func (e *Engine) newConn(key flowKey, active bool) *conn {
+	if len(e.conns) >= e.cfg.MaxConns {
+		e.ctr.ConnsTableFull++
+		e.cfg.Log.Warn("divert: connection table full; new connection stays plain", "max", e.cfg.MaxConns)
+		return nil
+	}
+	c := &conn{e: e, key: key, active: active, created: e.now, lastActive: e.now}
+	c.init()
+	e.conns[key] = c
+	return c
+}
+
+func (e *Engine) remove(c *conn) {
+	if e.conns[c.key] != c {
+		return
+	}
+	delete(e.conns, c.key)
+	c.destroy()
+	e.ctr.ConnsClosed++
+	e.emit(EventClosed, c)
+}
+
+func (e *Engine) emit(kind EventKind, c *conn) {
+	if e.cfg.OnEvent != nil {
+		e.cfg.OnEvent(Event{Kind: kind, Local: c.key.local, Remote: c.key.remote})
+	}
+}
+
+// setTimer makes sure the engine wakes up at t for some connection.
+func (e *Engine) setTimer(t time.Time) {
+	if e.deadline.IsZero() || t.Before(e.deadline) {
+		e.deadline = t
+	}
+}
+
+// runTimers fires due connection timers and recomputes the deadline.
+// It scans the table: timers are rare (handshakes, expiry), and a scan
+// keeps the connection entry small.
+func (e *Engine) runTimers() {
+	e.deadline = time.Time{}
+	for _, c := range e.conns {
+		if d := c.timer(e.now); !d.IsZero() {
+			e.setTimer(d)
+		}
+		if c.phase == phaseGone {
+			e.remove(c)
+		}
+	}
+}
+
+// buffer returns a scratch buffer of at least n bytes for an injected
+// packet, reused across calls.
+func (e *Engine) buffer(n int) []byte {
+	if e.poolUse == len(e.pool) {
+		e.pool = append(e.pool, make([]byte, 0, 2048))
+	}
+	b := e.pool[e.poolUse]
+	if cap(b) < n {
+		b = make([]byte, 0, n)
+		e.pool[e.poolUse] = b
+	}
+	e.poolUse++
+	return b[:0]
+}
+
+func (e *Engine) inject(dir Direction, b []byte) {
+	e.ctr.Injected++
+	e.out = append(e.out, Packet{Dir: dir, Buf: b, Verdict: Accept, Modified: true})
+}
+
+// ConnInfo describes a connection for status listings and the tcpinc API.
+type ConnInfo struct {
+	Local, Remote netip.AddrPort
+	State         string // negotiating, key-exchange, encrypted, plain, closing
+	Role          eno.Role
+	TEP           eno.TEP
+	NegTEP        byte
+	AEAD          tcpcrypt.AEADID
+	SessionID     []byte // nil unless encrypted
+	Resumed       bool
+	SelfGOpt      byte
+	PeerGOpt      byte
+	PlainReason   eno.Reason
+	BytesOut      uint64 // application bytes encrypted
+	BytesIn       uint64 // application bytes decrypted
+	Created       time.Time
+}
+
+// Conns appends a description of every connection to dst.
+func (e *Engine) Conns(dst []ConnInfo) []ConnInfo {
+	for _, c := range e.conns {
+		dst = append(dst, c.info())
+	}
+	return dst
+}
+
+// Lookup describes the connection between local and remote, if known.
+func (e *Engine) Lookup(local, remote netip.AddrPort) (ConnInfo, bool) {
+	c := e.conns[flowKey{local, remote}]
+	if c == nil {
+		return ConnInfo{}, false
+	}
+	return c.info(), true
+}
+
+// Close erases every connection's secrets and empties the table.
+func (e *Engine) Close() {
+	for _, c := range e.conns {
+		c.destroy()
+	}
+	clear(e.conns)
+}
