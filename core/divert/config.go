@@ -40,8 +40,11 @@ type Config struct {
 	// InitRTO is the first retransmission timeout of an Init message the
 	// engine injected; it doubles on each retry. 0 means 250 ms.
 	InitRTO time.Duration
-	// IdleTimeout removes connections without packets for this long.
-	// 0 means 2 hours (plain connections: 5 minutes).
+	// IdleTimeout expires connections without packets for this long,
+	// when the backend calls Sweep. An expired encrypted connection
+	// leaves a tombstone for 24 hours that refuses its packets (and
+	// resets the local end) rather than let them pass as plaintext.
+	// 0 means 2 hours. Plain connections' entries go after a minute.
 	IdleTimeout time.Duration
 	// TimeWait keeps a closed connection's entry this long, to answer
 	// retransmissions. 0 means 30 s.

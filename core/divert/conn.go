@@ -17,6 +17,7 @@ const (
 	phaseKeys                   // ENO succeeded; Init1/Init2 under way
 	phaseEncrypted              // keys established
 	phasePlain                  // ENO failed: plain TCP, hands off
+	phaseDead                   // encrypted, then expired: refuse its packets
 	phaseGone                   // to be removed from the table
 )
 
@@ -70,7 +71,6 @@ type conn struct {
 	created     time.Time
 	lastActive  time.Time
 	badFrames   int
-	aborted     bool
 	lastInWnd   uint16
 	deliv       []delivery // scratch for one inbound segment
 }
@@ -161,6 +161,9 @@ func (c *conn) outbound(p *Packet, pk *packet.Packet) {
 	c.outWnd = tcp.Window()
 	c.outTS.from(pk)
 	switch c.phase {
+	case phaseDead:
+		c.refuse(p, pk)
+		return
 	case phasePlain:
 		c.e.ctr.PacketsPassed++
 		if flags&(packet.RST|packet.FIN) != 0 {
@@ -272,6 +275,9 @@ func (c *conn) inbound(p *Packet, pk *packet.Packet) {
 	c.inWnd = tcp.Window()
 	c.inTS.from(pk)
 	switch c.phase {
+	case phaseDead:
+		c.refuse(p, pk)
+		return
 	case phasePlain:
 		c.e.ctr.PacketsPassed++
 		if flags&(packet.RST|packet.FIN) != 0 {
@@ -354,12 +360,14 @@ func (c *conn) goPlain() {
 	c.dropSecrets()
 	c.e.cfg.Log.Debug("divert: connection plain", "local", c.key.local, "remote", c.key.remote, "reason", c.plainR)
 	c.e.emit(EventPlain, c)
-	c.e.setTimer(c.lastActive.Add(plainLinger))
 }
 
 // plainLinger keeps a plain connection's entry for SYN retransmissions;
 // the backend stops capturing it, so no later packets refresh it.
 const plainLinger = 60 * time.Second
+
+// deadLinger keeps the tombstone of an expired encrypted connection.
+const deadLinger = 24 * time.Hour
 
 // dropSecrets erases resumption secrets this connection did not use.
 // A proposal the peer declined is spent all the same (RFC 8548 §3.5:
@@ -447,6 +455,15 @@ func (c *conn) ready(s *tcpcrypt.Session) {
 		c.abort(&c.e.ctr.AbortInternal, "session ID", err)
 		return
 	}
+	// RFC 8548 §3.5: once mk[0] is computed, cache ss[i+1] (the session
+	// erased ss[i] already).
+	if cache := c.e.cfg.Cache; cache != nil {
+		if rs, ok := s.TakeResumeSecret(); ok {
+			cache.Put(c.key.remote.Addr(), &rs)
+		}
+	} else {
+		s.DiscardResumeSecret()
+	}
 	c.e.ctr.ConnsEncrypted++
 	c.e.emit(EventEncrypted, c)
 	c.e.cfg.Log.Debug("divert: connection encrypted", "local", c.key.local, "remote", c.key.remote,
@@ -473,7 +490,11 @@ func (c *conn) abort(counter *uint64, why string, err error) {
 		return
 	}
 	*counter++
-	c.aborted = true
+	if cache := c.e.cfg.Cache; cache != nil && c.sess != nil {
+		// The abort may come from an attack on this session: do not
+		// resume from its chain.
+		cache.FlushPeer(c.key.remote.Addr())
+	}
 	c.e.ctr.ConnsAborted++
 	c.e.cfg.Log.Warn("divert: connection reset", "local", c.key.local, "remote", c.key.remote, "why", why, "err", err)
 	if c.haveLocalISN && c.havePeerISN {
@@ -481,6 +502,23 @@ func (c *conn) abort(counter *uint64, why string, err error) {
 		c.e.inject(Inbound, c.build(Inbound, c.rcv.localNxt, c.snd.ackedLocal, packet.RST|packet.ACK, nil))
 	}
 	c.phase = phaseGone
+}
+
+// refuse drops a packet of an expired encrypted connection and resets
+// the local end, whose stack still believes in the connection.
+func (c *conn) refuse(p *Packet, pk *packet.Packet) {
+	p.Verdict = Drop
+	c.e.ctr.DropExpired++
+	tcp := pk.TCP()
+	if tcp.Flags()&packet.RST != 0 {
+		return
+	}
+	if p.Dir == Outbound {
+		// The stack sent seq S: answer with a RST it accepts (RFC 793:
+		// in a synchronized state a RST is valid if its seq is in the
+		// window; the stack's own ack is exactly that).
+		c.e.inject(Inbound, c.build(Inbound, tcp.Ack(), 0, packet.RST, nil))
+	}
 }
 
 func (c *conn) closeSoon() {
@@ -491,7 +529,39 @@ func (c *conn) closeSoon() {
 	}
 }
 
+// expire handles a connection idle since before now-idle (Sweep). An
+// encrypted connection is not forgotten: it becomes a tombstone, so that
+// its later packets are refused instead of passing as plaintext (fail
+// closed).
+func (c *conn) expire(now time.Time) {
+	switch c.phase {
+	case phasePlain, phaseGone:
+		if !now.Before(c.lastActive.Add(plainLinger)) {
+			c.phase = phaseGone
+		}
+		return
+	case phaseDead:
+		if !now.Before(c.lastActive.Add(deadLinger)) {
+			c.phase = phaseGone
+		}
+		return
+	}
+	if now.Before(c.lastActive.Add(c.e.cfg.IdleTimeout)) {
+		return
+	}
+	c.e.ctr.ConnsExpired++
+	if c.phase == phaseSYN {
+		c.phase = phaseGone
+		return
+	}
+	c.destroy()
+	c.phase = phaseDead
+	c.lastActive = now
+}
+
 // timer runs the connection's due timers and returns its next deadline.
+// Idle expiry is not a timer: it runs in Sweep, so an idle connection
+// does not wake the engine.
 func (c *conn) timer(now time.Time) time.Time {
 	var next time.Time
 	at := func(t time.Time) {
@@ -499,16 +569,6 @@ func (c *conn) timer(now time.Time) time.Time {
 			next = t
 		}
 	}
-	idle := c.e.cfg.IdleTimeout
-	if c.phase == phasePlain {
-		idle = plainLinger
-	}
-	if !now.Before(c.lastActive.Add(idle)) {
-		c.e.ctr.ConnsExpired++
-		c.phase = phaseGone
-		return time.Time{}
-	}
-	at(c.lastActive.Add(idle))
 	if !c.closeAt.IsZero() {
 		if !now.Before(c.closeAt) {
 			c.phase = phaseGone
@@ -539,13 +599,6 @@ func (c *conn) destroy() {
 		c.hs = nil
 	}
 	if c.sess != nil {
-		// An aborted connection's secrets are not cached: the abort may
-		// come from an attack on this very session.
-		if c.e.cfg.Cache != nil && !c.aborted {
-			if rs, ok := c.sess.TakeResumeSecret(); ok {
-				c.e.cfg.Cache.Put(c.key.remote.Addr(), &rs)
-			}
-		}
 		c.sess.Close()
 		c.sess = nil
 	}

@@ -42,6 +42,7 @@ type Counters struct {
 	DropHeld         uint64 // outbound data before keys, held for later
 	DropHeldOverflow uint64 // ... that did not fit the hold queue
 	DropForgedRST    uint64
+	DropExpired      uint64 // packets of an expired encrypted connection (refused, stack reset)
 	DropUnexpected   uint64 // segments the state machine cannot use
 	SYNDataDiscarded uint64
 	MSSClamped       uint64

@@ -43,7 +43,8 @@
 //   - Resumption: with Config.Cache set, an active opener offers the
 //     newest cached secret for the peer (only that TEP, so the SYN's ENO
 //     option is 20 bytes); a passive opener accepts a named secret. The
-//     secret of every connection that closes without an abort is cached.
+//     next secret of a chain is cached as soon as a session has its keys
+//     (RFC 8548 §3.5); an abort flushes the peer's cached secrets.
 //
 // Engine-built packets carry the timestamps of the latest packet in their
 // direction, the window the sender last advertised, and no SACK blocks.

@@ -168,6 +168,19 @@ func (e *Engine) runTimers() {
 	}
 }
 
+// Sweep expires idle connections: call it every few seconds (it scans
+// the table). Expired encrypted connections leave a tombstone so that
+// their packets never pass as plaintext.
+func (e *Engine) Sweep(now time.Time) {
+	e.now = now
+	for _, c := range e.conns {
+		c.expire(now)
+		if c.phase == phaseGone {
+			e.remove(c)
+		}
+	}
+}
+
 // buffer returns a scratch buffer of at least n bytes for an injected
 // packet, reused across calls.
 func (e *Engine) buffer(n int) []byte {

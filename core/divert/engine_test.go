@@ -264,6 +264,36 @@ func TestEnginePeerWithoutENO(t *testing.T) {
 	}
 }
 
+func TestEngineExpiredEncryptedConnectionFailsClosed(t *testing.T) {
+	r := newRig(t, Config{}, Config{})
+	r.send(true, seg(t, addrA, addrB, 10, 0, packet.SYN, synOpts(), nil))
+	r.send(false, seg(t, addrB, addrA, 20, 11, packet.SYN|packet.ACK, synOpts(), nil))
+	r.send(true, seg(t, addrA, addrB, 11, 21, packet.ACK, nil, nil))
+	if ci, _ := r.engA.Lookup(addrA, addrB); ci.State != "encrypted" {
+		t.Fatalf("state %q", ci.State)
+	}
+	r.now = r.now.Add(3 * time.Hour)
+	r.engA.Sweep(r.now)
+	out, in := r.run(r.engA, Outbound, seg(t, addrA, addrB, 11, 21, packet.ACK|packet.PSH, nil, []byte("SECRET")))
+	if len(out) != 0 {
+		t.Fatal("a packet of an expired encrypted connection went out")
+	}
+	if len(in) != 1 {
+		t.Fatal("the local end was not reset")
+	}
+	if _, tcp := tcpOf(t, in[0]); tcp.Flags()&packet.RST == 0 || tcp.Seq() != 21 {
+		t.Fatalf("reset: flags %v seq %d", tcp.Flags(), tcp.Seq())
+	}
+	if c := r.engA.Counters(); c.ConnsExpired != 1 || c.DropExpired != 1 {
+		t.Fatalf("expired %d, refused %d", c.ConnsExpired, c.DropExpired)
+	}
+	r.now = r.now.Add(25 * time.Hour)
+	r.engA.Sweep(r.now)
+	if r.engA.Len() != 0 {
+		t.Fatal("tombstone not removed")
+	}
+}
+
 func TestEngineUnknownFlowPasses(t *testing.T) {
 	r := newRig(t, Config{}, Config{})
 	b := seg(t, addrA, addrB, 77, 88, packet.ACK, nil, []byte("x"))

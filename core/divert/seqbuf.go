@@ -107,5 +107,5 @@ func (b *seqBuf) truncate(seq uint32) {
 // wipe zeroes the backing array (it may hold plaintext-derived bytes).
 func (b *seqBuf) wipe() {
 	clear(b.buf)
-	b.off, b.n = 0, 0
+	b.buf, b.off, b.n = nil, 0, 0
 }
