@@ -11,33 +11,57 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/netip"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"tcpinc.dev/tcpinc/core/divert"
+	"tcpinc.dev/tcpinc/core/packet"
 	"tcpinc.dev/tcpinc/core/tcpcrypt"
 	"tcpinc.dev/tcpinc/tests/simnet"
 )
 
+// testLog sends engine logs to the test's log (shown on failure).
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// sessions records the session IDs engines report, by engine.
+type sessions struct {
+	mu  sync.Mutex
+	ids map[*divert.Engine][][]byte
+}
+
+var recorded = sessions{ids: map[*divert.Engine][][]byte{}}
+
 func newEngines(t *testing.T, resume bool) (a, b *divert.Engine) {
 	t.Helper()
-	cfg := func() divert.Config {
-		c := divert.Config{}
+	mk := func() *divert.Engine {
+		var e *divert.Engine
+		c := divert.Config{Log: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), OnEvent: func(ev divert.Event) {
+			if ev.Kind == divert.EventEncrypted {
+				recorded.mu.Lock()
+				recorded.ids[e] = append(recorded.ids[e], ev.SessionID)
+				recorded.mu.Unlock()
+			}
+		}}
 		if resume {
 			c.Cache = tcpcrypt.NewCache(64)
 		}
-		return c
+		e, err := divert.New(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
 	}
-	a, err := divert.New(cfg())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = divert.New(cfg())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, b
+	return mk(), mk()
 }
 
 // marked returns n bytes of a repeating text with a marker, so that a
@@ -82,18 +106,16 @@ func exchange(t *testing.T, a, b net.Conn, nA, nB int) {
 	}
 }
 
+// sessionIDs returns the last session ID each engine reported.
 func sessionIDs(t *testing.T, a, b *divert.Engine) (idA, idB []byte) {
 	t.Helper()
-	ca, cb := a.Conns(nil), b.Conns(nil)
-	for _, c := range ca {
-		if c.SessionID != nil {
-			idA = c.SessionID
-		}
+	recorded.mu.Lock()
+	defer recorded.mu.Unlock()
+	if l := recorded.ids[a]; len(l) > 0 {
+		idA = l[len(l)-1]
 	}
-	for _, c := range cb {
-		if c.SessionID != nil {
-			idB = c.SessionID
-		}
+	if l := recorded.ids[b]; len(l) > 0 {
+		idB = l[len(l)-1]
 	}
 	return idA, idB
 }
@@ -108,8 +130,6 @@ func TestDivertCleanLink(t *testing.T) {
 				exchange(t, a, b, size, size)
 				idA, idB := sessionIDs(t, ea, eb)
 				if idA == nil || !bytes.Equal(idA, idB) {
-					t.Logf("A: %+v\nB: %+v", ea.Counters(), eb.Counters())
-					t.Logf("conns A %+v B %+v", ea.Conns(nil), eb.Conns(nil))
 					t.Fatalf("session IDs: A %x, B %x", idA, idB)
 				}
 				if size > 0 && n.WireContains([]byte("PLAINTEXT-MARKER")) {
@@ -127,6 +147,11 @@ func hostile(t *testing.T, cfg simnet.Config, size int, v6 bool) (ea, eb *divert
 	ea, eb = newEngines(t, false)
 	cfg.EngineA, cfg.EngineB, cfg.Capture = ea, eb, true
 	n := simnet.New(t, cfg)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("engine A %+v\nengine B %+v", ea.Counters(), eb.Counters())
+		}
+	})
 	a, b := n.MustPair(t, v6)
 	exchange(t, a, b, size, size)
 	idA, idB := sessionIDs(t, ea, eb)
@@ -214,6 +239,143 @@ func TestDivertResumption(t *testing.T) {
 	ca, cb := ea.Counters(), eb.Counters()
 	if ca.ConnsEncrypted != 3 || ca.KeyAgreements != 1 || cb.KeyAgreements != 1 || ca.ConnsResumed != 2 {
 		t.Fatalf("encrypted %d, key agreements %d/%d, resumed %d", ca.ConnsEncrypted, ca.KeyAgreements, cb.KeyAgreements, ca.ConnsResumed)
+	}
+	if n.WireContains([]byte("PLAINTEXT-MARKER")) {
+		t.Fatal("plaintext on the wire")
+	}
+}
+
+func TestDivertLargeTransfer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("64 MiB transfer in -short mode")
+	}
+	ea, eb := newEngines(t, false)
+	n := simnet.New(t, simnet.Config{EngineA: ea, EngineB: eb, Capture: true})
+	a, b := n.MustPair(t, false)
+	exchange(t, a, b, 64<<20, 64<<20)
+	if n.WireContains([]byte("PLAINTEXT-MARKER")) {
+		t.Fatal("plaintext on the wire")
+	}
+	c := ea.Counters()
+	t.Logf("64 MiB each way: sim %v, A sealed %d frames, %d retransmits", n.Elapsed(), c.FramesSealed, c.Retransmits)
+}
+
+func TestDivertManyConnections(t *testing.T) {
+	const conns = 1000
+	ea, eb := newEngines(t, true)
+	n := simnet.New(t, simnet.Config{EngineA: ea, EngineB: eb})
+	l, err := n.Listen(simnet.B, 7000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	errc := make(chan error, conns)
+	sem := make(chan struct{}, 200) // 200 in flight at a time
+	for i := 0; i < conns; i++ {
+		go func(i int) {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := n.Dial(simnet.A, netip.AddrPortFrom(n.Addr(simnet.B, false), 7000))
+			if err != nil {
+				errc <- err
+				return
+			}
+			defer c.Close()
+			msg := []byte(fmt.Sprintf("connection %d PLAINTEXT-MARKER", i))
+			if _, err := c.Write(msg); err != nil {
+				errc <- err
+				return
+			}
+			c.(interface{ CloseWrite() error }).CloseWrite()
+			got, err := io.ReadAll(c)
+			if err == nil && !bytes.Equal(got, msg) {
+				err = fmt.Errorf("connection %d: echo %q", i, got)
+			}
+			errc <- err
+		}(i)
+	}
+	for i := 0; i < conns; i++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca := ea.Counters()
+	if ca.ConnsEncrypted != conns {
+		t.Fatalf("%d of %d connections encrypted (%+v)", ca.ConnsEncrypted, conns, ca)
+	}
+	// After TIME_WAIT the tables drain (simulated time moves on while
+	// the network is idle).
+	deadline := time.Now().Add(30 * time.Second)
+	for ea.Len()+eb.Len() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("tables still hold %d + %d connections", ea.Len(), eb.Len())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("%d connections, %d resumed, %d key agreements", ca.ConnsEncrypted, ca.ConnsResumed, ca.KeyAgreements)
+}
+
+// TestDivertAttacks plays an on-path attacker: it flips a bit in one
+// frame (fixing the TCP checksum, as an attacker would) and injects a RST
+// with a wrong sequence number. The transfer must complete intact: the bad
+// frame is dropped unacknowledged and the stack's retransmission repairs
+// it; the RST is dropped. Both attacks are counted.
+func TestDivertAttacks(t *testing.T) {
+	ea, eb := newEngines(t, false)
+	var seen int
+	forged := make(chan []byte, 1)
+	tap := func(p simnet.TapPacket) {
+		if p.Point != simnet.TapSent || p.From != simnet.A {
+			return
+		}
+		pk, err := packet.Parse(p.Buf)
+		if err != nil || pk.PayloadLen() < 200 {
+			return
+		}
+		seen++
+		if seen == 20 {
+			pk.Payload()[100] ^= 0x20
+			pk.UpdateTCPChecksum()
+		}
+		if seen == 30 {
+			// Far behind the window: a blind attacker's guess.
+			rst := append([]byte(nil), p.Buf...)
+			r, _ := packet.Parse(rst)
+			r.SetPayload(nil)
+			r.TCP().SetFlags(packet.RST | packet.ACK)
+			r.TCP().SetSeq(r.TCP().Seq() - 1_000_000)
+			r.UpdateTCPChecksum()
+			forged <- r.Bytes()
+		}
+	}
+	n := simnet.New(t, simnet.Config{EngineA: ea, EngineB: eb, Taps: []simnet.Tap{tap}, Capture: true})
+	a, b := n.MustPair(t, false)
+	injected := make(chan struct{})
+	go func() {
+		n.InjectOnLink(simnet.A, <-forged)
+		close(injected)
+	}()
+	exchange(t, a, b, 4<<20, 1<<20)
+	<-injected
+	// Let the driver deliver it.
+	deadline := time.Now().Add(5 * time.Second)
+	for eb.Counters().DropForgedRST == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cb := eb.Counters()
+	if cb.IntegrityFailures == 0 || cb.DropForgedRST == 0 {
+		t.Fatalf("attacks not seen: integrity failures %d, forged RSTs %d", cb.IntegrityFailures, cb.DropForgedRST)
+	}
+	if cb.ConnsAborted != 0 {
+		t.Fatal("a single bad frame aborted the connection")
 	}
 	if n.WireContains([]byte("PLAINTEXT-MARKER")) {
 		t.Fatal("plaintext on the wire")

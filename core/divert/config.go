@@ -150,4 +150,7 @@ type Event struct {
 	Kind   EventKind
 	Local  netip.AddrPort
 	Remote netip.AddrPort
+	// SessionID is set for EventEncrypted (it is not secret). OnEvent
+	// runs with the engine locked: it must not call back into it.
+	SessionID []byte
 }

@@ -157,7 +157,6 @@ func (c *conn) choose(offer eno.Suboption, count int) (eno.Suboption, bool) {
 
 func (c *conn) outbound(p *Packet, pk *packet.Packet) {
 	tcp := pk.TCP()
-	flags := tcp.Flags()
 	c.outWnd = tcp.Window()
 	c.outTS.from(pk)
 	switch c.phase {
@@ -166,9 +165,6 @@ func (c *conn) outbound(p *Packet, pk *packet.Packet) {
 		return
 	case phasePlain:
 		c.e.ctr.PacketsPassed++
-		if flags&(packet.RST|packet.FIN) != 0 {
-			c.closeSoon()
-		}
 		return
 	case phaseSYN:
 		c.outHandshake(p, pk)
@@ -271,7 +267,6 @@ func (c *conn) hold(p *Packet) {
 
 func (c *conn) inbound(p *Packet, pk *packet.Packet) {
 	tcp := pk.TCP()
-	flags := tcp.Flags()
 	c.inWnd = tcp.Window()
 	c.inTS.from(pk)
 	switch c.phase {
@@ -280,9 +275,6 @@ func (c *conn) inbound(p *Packet, pk *packet.Packet) {
 		return
 	case phasePlain:
 		c.e.ctr.PacketsPassed++
-		if flags&(packet.RST|packet.FIN) != 0 {
-			c.closeSoon()
-		}
 		return
 	case phaseSYN:
 		c.inHandshake(p, pk)
@@ -449,7 +441,7 @@ func (c *conn) ready(s *tcpcrypt.Session) {
 	c.sess = s
 	c.hs = nil
 	c.phase = phaseEncrypted
-	c.keyDeadline, c.initTimer = time.Time{}, time.Time{}
+	c.keyDeadline = time.Time{} // the Init timer runs until our Init is acknowledged
 	id := s.ID()
 	if err := c.tracker.SetSessionID(id[:]); err != nil {
 		c.abort(&c.e.ctr.AbortInternal, "session ID", err)
@@ -521,7 +513,12 @@ func (c *conn) refuse(p *Packet, pk *packet.Packet) {
 	}
 }
 
+// closeSoon starts TIME_WAIT once both sides have sent their last frame:
+// the entry stays to answer retransmissions, then goes.
 func (c *conn) closeSoon() {
+	if !c.localFIN || !c.peerFIN {
+		return
+	}
 	t := c.e.now.Add(c.e.cfg.TimeWait)
 	if c.closeAt.IsZero() || t.Before(c.closeAt) {
 		c.closeAt = t
@@ -582,12 +579,14 @@ func (c *conn) timer(now time.Time) time.Time {
 			return time.Time{}
 		}
 		at(c.keyDeadline)
-		if !c.initTimer.IsZero() {
-			if !now.Before(c.initTimer) {
-				c.retransmitInit()
-			}
-			at(c.initTimer)
+	}
+	// B is encrypting as soon as it has sent Init2, and still owes its
+	// retransmission until A acknowledges it.
+	if !c.initTimer.IsZero() && (c.phase == phaseKeys || c.phase == phaseEncrypted) {
+		if !now.Before(c.initTimer) {
+			c.retransmitInit()
 		}
+		at(c.initTimer)
 	}
 	return next
 }

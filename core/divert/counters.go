@@ -50,7 +50,11 @@ type Counters struct {
 }
 
 // Counters returns a copy of the engine's counters.
-func (e *Engine) Counters() Counters { return e.ctr }
+func (e *Engine) Counters() Counters {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.ctr
+}
 
 func (e *Engine) countPlain(r eno.Reason) {
 	e.ctr.ConnsPlain++

@@ -303,6 +303,7 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 		if ff != 0 {
 			out |= packet.FIN
 			c.localFIN = true
+			c.closeSoon()
 		}
 		c.place(p, &first, Outbound, c.build(Outbound, r.wire, wireAck, out, wire))
 		data = data[len(chunk):]

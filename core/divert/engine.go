@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net/netip"
+	"sync"
 	"time"
 
 	"tcpinc.dev/tcpinc/core/eno"
@@ -13,10 +14,12 @@ import (
 
 // Engine rewrites one host's TCP packets to speak TCP-ENO and tcpcrypt.
 // It is deterministic and does no I/O: a backend (NFQUEUE, WinDivert, a
-// test network) feeds it batches and applies its verdicts. An Engine is
-// not safe for concurrent use; run one per worker and split flows between
-// workers by their 4-tuple.
+// test network) feeds it batches and applies its verdicts. Its methods
+// may be called from any goroutine (a mutex serialises them, uncontended
+// on the packet path); a backend with several workers runs one Engine per
+// worker and keeps each flow on one worker.
 type Engine struct {
+	mu    sync.Mutex
 	cfg   Config
 	tc    tcpcrypt.Config
 	rand  io.Reader
@@ -59,6 +62,8 @@ func New(cfg Config) (*Engine, error) {
 // Verdict (rewriting Buf in place when needed) and appends the packets it
 // injects to out. Call it with no packets when NextDeadline has passed.
 func (e *Engine) Process(pkts []Packet, out []Packet, now time.Time) []Packet {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.now = now
 	e.out = out
 	e.poolUse = 0
@@ -78,10 +83,18 @@ func (e *Engine) Process(pkts []Packet, out []Packet, now time.Time) []Packet {
 
 // NextDeadline is when the engine next needs Process to run, even with
 // no packets; zero means no timer is pending.
-func (e *Engine) NextDeadline() time.Time { return e.deadline }
+func (e *Engine) NextDeadline() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.deadline
+}
 
 // Len returns the number of connections in the table.
-func (e *Engine) Len() int { return len(e.conns) }
+func (e *Engine) Len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns)
+}
 
 func (e *Engine) process(p *Packet) {
 	pk, err := packet.Parse(p.Buf)
@@ -141,9 +154,15 @@ func (e *Engine) remove(c *conn) {
 }
 
 func (e *Engine) emit(kind EventKind, c *conn) {
-	if e.cfg.OnEvent != nil {
-		e.cfg.OnEvent(Event{Kind: kind, Local: c.key.local, Remote: c.key.remote})
+	if e.cfg.OnEvent == nil {
+		return
 	}
+	ev := Event{Kind: kind, Local: c.key.local, Remote: c.key.remote}
+	if kind == EventEncrypted && c.sess != nil {
+		id := c.sess.ID()
+		ev.SessionID = id[:]
+	}
+	e.cfg.OnEvent(ev)
 }
 
 // setTimer makes sure the engine wakes up at t for some connection.
@@ -172,6 +191,8 @@ func (e *Engine) runTimers() {
 // the table). Expired encrypted connections leave a tombstone so that
 // their packets never pass as plaintext.
 func (e *Engine) Sweep(now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.now = now
 	for _, c := range e.conns {
 		c.expire(now)
@@ -221,6 +242,8 @@ type ConnInfo struct {
 
 // Conns appends a description of every connection to dst.
 func (e *Engine) Conns(dst []ConnInfo) []ConnInfo {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, c := range e.conns {
 		dst = append(dst, c.info())
 	}
@@ -229,6 +252,8 @@ func (e *Engine) Conns(dst []ConnInfo) []ConnInfo {
 
 // Lookup describes the connection between local and remote, if known.
 func (e *Engine) Lookup(local, remote netip.AddrPort) (ConnInfo, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	c := e.conns[flowKey{local, remote}]
 	if c == nil {
 		return ConnInfo{}, false
@@ -238,6 +263,8 @@ func (e *Engine) Lookup(local, remote netip.AddrPort) (ConnInfo, bool) {
 
 // Close erases every connection's secrets and empties the table.
 func (e *Engine) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, c := range e.conns {
 		c.destroy()
 	}
