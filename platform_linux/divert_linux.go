@@ -1,0 +1,247 @@
+package platform_linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"sync"
+
+	"github.com/google/nftables"
+
+	"tcpinc.dev/tcpinc/core/divert"
+)
+
+// Divert is the Linux divert-mode backend: rules, queues, engines.
+type Divert struct {
+	cfg   Config
+	marks marks
+	kind  queueKind
+	nft   *nftables.Conn
+	inj   *injector
+	ws    []*worker
+
+	mu      sync.Mutex
+	running bool
+	closed  bool
+	stop    context.CancelFunc // ends Run
+	done    chan struct{}      // closed when Run returns
+}
+
+// NewDivert checks privileges and kernel features, probes how to queue,
+// binds the queues and opens the injection sockets. Nothing is captured
+// until Run installs the rules.
+func NewDivert(cfg Config) (*Divert, error) {
+	c, m, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d := &Divert{cfg: c, marks: m}
+	if d.nft, err = nftables.New(nftables.AsLasting()); err != nil {
+		return nil, fmt.Errorf("tcpinc: nftables netlink socket: %w", err)
+	}
+	if d.kind, err = probeQueueKind(d.nft); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if d.inj, err = newInjector(m.inject); err != nil {
+		d.Close()
+		return nil, err
+	}
+	for i := range c.Queues {
+		w, err := newWorker(c.Queue+uint16(i), &d.cfg, m, d.inj)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		d.ws = append(d.ws, w)
+	}
+	c.Log.Info("tcpinc: divert backend ready", "queues", fmt.Sprintf("%d-%d", c.Queue, int(c.Queue)+c.Queues-1), "queueing", d.kind.String())
+	return d, nil
+}
+
+// Run captures the host's TCP connections until ctx ends or a queue
+// fails: it binds the queues, installs the rules (replacing a stale
+// table), runs the workers, and removes the rules before returning.
+func (d *Divert) Run(ctx context.Context) (err error) {
+	d.mu.Lock()
+	if d.closed || d.running {
+		d.mu.Unlock()
+		return errors.New("tcpinc: Divert.Run called twice or after Close")
+	}
+	d.running = true
+	ctx, cancel := context.WithCancelCause(ctx)
+	d.stop = func() { cancel(nil) }
+	d.done = make(chan struct{})
+	d.mu.Unlock()
+	defer close(d.done)
+
+	fatal := func(err error) { cancel(err) }
+	var wg sync.WaitGroup
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+	}()
+	for _, w := range d.ws {
+		// Workers run before the queues are bound, so no queued packet
+		// waits for a goroutine.
+		wg.Go(func() { w.run(ctx) })
+		if err := w.start(ctx, fatal); err != nil {
+			cancel(err)
+			return err
+		}
+	}
+	if !d.cfg.StrictConntrack {
+		restore, err := setLiberal()
+		if err != nil {
+			cancel(err)
+			return err
+		}
+		defer func() {
+			if rerr := restore(); rerr != nil {
+				d.cfg.Log.Warn("tcpinc: restoring nf_conntrack_tcp_be_liberal", "err", rerr)
+			}
+		}()
+	}
+	spec := ruleSpec{kind: d.kind, queue: d.cfg.Queue, queues: uint16(d.cfg.Queues), marks: d.marks,
+		excludePorts: d.cfg.ExcludePorts, excludeAddrs: d.cfg.ExcludeAddrs}
+	if err := installRules(d.nft, spec); err != nil {
+		err = fmt.Errorf("tcpinc: installing the nftables rules (table inet %s): %w", TableName, err)
+		cancel(err)
+		return err
+	}
+	d.cfg.Log.Info("tcpinc: capturing TCP", "table", "inet "+TableName)
+	defer func() {
+		// Rules first: no packet may wait in a queue nobody reads.
+		if rerr := removeRules(d.nft); rerr != nil {
+			d.cfg.Log.Error("tcpinc: removing the nftables rules failed; remove them with: nft delete table inet "+TableName, "err", rerr)
+			err = errors.Join(err, rerr)
+		}
+	}()
+
+	<-ctx.Done()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
+}
+
+// Close ends Run, waits for it, and releases everything, making sure the
+// rules are gone. It is safe to call more than once.
+func (d *Divert) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	stop, done := d.stop, d.done
+	d.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+	var err error
+	for _, w := range d.ws {
+		w.close()
+	}
+	if d.inj != nil {
+		d.inj.close()
+	}
+	if d.nft != nil {
+		// Run removes the rules; this covers a Run that could not.
+		if rerr := removeRules(d.nft); rerr != nil && !isPermission(rerr) {
+			err = fmt.Errorf("tcpinc: removing table inet %s: %w", TableName, rerr)
+		}
+		d.nft.CloseLasting()
+	}
+	return err
+}
+
+// Conns describes every connection the engines track (none while Run is
+// not running).
+func (d *Divert) Conns() []divert.ConnInfo {
+	var all []divert.ConnInfo
+	for _, w := range d.ws {
+		var part []divert.ConnInfo
+		if w.do(func(e *divert.Engine) { part = e.Conns(nil) }) {
+			all = append(all, part...)
+		}
+	}
+	return all
+}
+
+// Counters are the engines' counters summed over the queues, and the
+// backend's own.
+type Counters struct {
+	Engine        divert.Counters
+	Queued        uint64 // packets the kernel queued to us
+	Verdicts      uint64
+	VerdictErrors uint64
+	Injected      [2]uint64 // engine packets sent, by divert.Direction
+	InjectErrors  uint64
+	RecvENOBUFS   uint64 // times the kernel dropped queued packets for lack of socket buffer
+	MarkedPlain   uint64 // connections marked never to be queued again
+	MarkedCapture uint64 // SYNs marked: queue every packet of the connection
+	// DropUnknownCaptured: packets of captured connections no engine
+	// knows (encrypted before a restart), dropped rather than sent in
+	// clear.
+	DropUnknownCaptured uint64
+}
+
+// Lookup describes the connection between local and remote, if an
+// engine tracks it.
+func (d *Divert) Lookup(local, remote netip.AddrPort) (divert.ConnInfo, bool) {
+	for _, w := range d.ws {
+		var ci divert.ConnInfo
+		var ok bool
+		if w.do(func(e *divert.Engine) { ci, ok = e.Lookup(local, remote) }) && ok {
+			return ci, true
+		}
+	}
+	return divert.ConnInfo{}, false
+}
+
+// Counters returns a snapshot.
+func (d *Divert) Counters() Counters {
+	var c Counters
+	for _, w := range d.ws {
+		addCounters(&c.Engine, w.counters())
+		s := &w.stats
+		c.Queued += s.Queued.Load()
+		c.Verdicts += s.Verdicts.Load()
+		c.VerdictErrors += s.VerdictErrors.Load()
+		c.Injected[0] += s.Injected[0].Load()
+		c.Injected[1] += s.Injected[1].Load()
+		c.InjectErrors += s.InjectErrors.Load()
+		c.RecvENOBUFS += s.RecvENOBUFS.Load()
+		c.MarkedPlain += s.MarkedPlain.Load()
+		c.MarkedCapture += s.MarkedCapture.Load()
+		c.DropUnknownCaptured += s.DropUnknownCaptured.Load()
+	}
+	return c
+}
+
+// addCounters adds every uint64 (and array of uint64) field of src to dst,
+// so new engine counters are summed without changes here.
+func addCounters(dst *divert.Counters, src divert.Counters) {
+	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
+	for i := range dv.NumField() {
+		df, sf := dv.Field(i), sv.Field(i)
+		switch df.Kind() {
+		case reflect.Uint64:
+			df.SetUint(df.Uint() + sf.Uint())
+		case reflect.Array:
+			for j := range df.Len() {
+				if df.Index(j).Kind() == reflect.Uint64 {
+					df.Index(j).SetUint(df.Index(j).Uint() + sf.Index(j).Uint())
+				}
+			}
+		}
+	}
+}
+
+// QueueKind says how the rules queue packets: "nft queue" or
+// "xt NFQUEUE (nft_compat)".
+func (d *Divert) QueueKind() string { return d.kind.String() }
