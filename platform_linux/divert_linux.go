@@ -113,6 +113,9 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 	}
 	d.cfg.Log.Info("tcpinc: capturing TCP", "table", "inet "+TableName)
 	defer func() {
+		// Reset the connections that are encrypted first: once the rules
+		// are gone their next segments would leave in plaintext.
+		d.abortAll()
 		// Rules first: no packet may wait in a queue nobody reads.
 		if rerr := removeRules(d.nft); rerr != nil {
 			d.cfg.Log.Error("tcpinc: removing the nftables rules failed; remove them with: nft delete table inet "+TableName, "err", rerr)
@@ -125,6 +128,24 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 		return cause
 	}
 	return nil
+}
+
+// abortAll resets both ends of every encrypted connection (the engines
+// are safe to call from here while their workers wind down).
+func (d *Divert) abortAll() {
+	n := 0
+	for _, w := range d.ws {
+		for _, p := range w.eng.AbortAll() {
+			if err := d.inj.send(p.Buf); err != nil {
+				d.cfg.Log.Warn("tcpinc: sending a reset at shutdown", "err", err)
+				continue
+			}
+			n++
+		}
+	}
+	if n > 0 {
+		d.cfg.Log.Info("tcpinc: reset encrypted connections before removing the rules", "packets", n)
+	}
 }
 
 // Close ends Run, waits for it, and releases everything, making sure the

@@ -34,11 +34,12 @@
 // stall (fail closed), new connections bypass the dead queue as plain
 // TCP, and the next start replaces the table.
 //
-// Not yet done: a clean stop (Run returning) removes the table while
-// encrypted connections may live on; their next segments leave in clear
-// (the peer's engine rejects them, but the bytes were on the wire). Stop
-// should first abort them (SOCK_DESTROY, CONFIG_INET_DIAG_DESTROY, or
-// engine-made RSTs).
+// A clean stop (Run returning) first resets every encrypted connection
+// on both ends with engine-made RSTs (divert.Engine.AbortAll), then
+// removes the table: once the rules are gone such a connection's next
+// segments would leave in plaintext. Packets that arrive in between belong
+// to connections the engines no longer know and are dropped. (No
+// end-to-end test covers the clean stop yet.)
 //
 // nft(8) cannot print the xt target inside an inet table ("XT target
 // NFQUEUE not found", and a warning that iptables-nft manages the table);

@@ -199,6 +199,9 @@ func (w *worker) receive(ctx context.Context, a nfqueue.Attribute) int {
 	}
 }
 
+// sweepInterval is how often idle connections are expired.
+const sweepInterval = 10 * time.Second
+
 // run is the worker goroutine.
 func (w *worker) run(ctx context.Context) {
 	w.running.Store(true)
@@ -206,10 +209,15 @@ func (w *worker) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-sweep.C:
+			w.eng.Sweep(now)
+			continue
 		case q := <-w.in:
 			w.batch = append(w.batch[:0], q)
 		drain:

@@ -27,6 +27,7 @@ type Counters struct {
 	AbortIntegrity        uint64 // too many frames failed authentication
 	AbortFINWithoutFINp   uint64
 	AbortInternal         uint64 // buffer limit, sequence-state inconsistency
+	AbortShutdown         uint64 // reset because the service stopped (AbortAll)
 
 	IntegrityFailures uint64 // frames that failed authentication (dropped)
 	FramesSealed      uint64

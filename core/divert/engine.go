@@ -270,3 +270,28 @@ func (e *Engine) Close() {
 	}
 	clear(e.conns)
 }
+
+// AbortAll resets every connection that is exchanging keys or encrypted,
+// on both sides, and empties the table. A backend calls it before it
+// stops capturing: once the rules are gone, such a connection's next
+// segments would leave in plaintext. The returned packets (their buffers
+// owned by the caller) must be injected in their Dir.
+func (e *Engine) AbortAll() []Packet {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.out, e.poolUse = nil, 0
+	for _, c := range e.conns {
+		if c.phase == phaseKeys || c.phase == phaseEncrypted {
+			c.abort(&e.ctr.AbortShutdown, "service stopping", nil)
+		}
+	}
+	out := e.out
+	e.out = nil
+	for i := range out {
+		out[i].Buf = append([]byte(nil), out[i].Buf...)
+	}
+	for _, c := range e.conns {
+		e.remove(c)
+	}
+	return out
+}

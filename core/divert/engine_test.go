@@ -272,6 +272,10 @@ func TestEngineExpiredEncryptedConnectionFailsClosed(t *testing.T) {
 	if ci, _ := r.engA.Lookup(addrA, addrB); ci.State != "encrypted" {
 		t.Fatalf("state %q", ci.State)
 	}
+	// AbortAll resets both ends of an encrypted connection.
+	if snap := r.engB.AbortAll(); len(snap) != 2 || r.engB.Len() != 0 {
+		t.Fatalf("AbortAll: %d packets, %d left", len(snap), r.engB.Len())
+	}
 	r.now = r.now.Add(3 * time.Hour)
 	r.engA.Sweep(r.now)
 	out, in := r.run(r.engA, Outbound, seg(t, addrA, addrB, 11, 21, packet.ACK|packet.PSH, nil, []byte("SECRET")))
