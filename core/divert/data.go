@@ -181,8 +181,13 @@ func (r *recvSide) addSpan(s, e uint32) {
 
 // contiguous returns how many bytes are available at wireNxt.
 func (r *recvSide) contiguous() int {
-	for len(r.have) > 0 && seqLEQ(r.have[0].e, r.wireNxt) {
-		r.have = r.have[1:]
+	k := 0
+	for k < len(r.have) && seqLEQ(r.have[k].e, r.wireNxt) {
+		k++
+	}
+	if k > 0 {
+		// Shift in place so the backing array keeps its capacity.
+		r.have = r.have[:copy(r.have, r.have[k:])]
 	}
 	if len(r.have) == 0 || seqGT(r.have[0].s, r.wireNxt) {
 		return 0
@@ -689,8 +694,9 @@ func (c *conn) emitOut(p *Packet, seq, ack uint32, flags packet.Flags) {
 // carries the timestamps of the latest packet in that direction and, from
 // an active opener still in the handshake, the non-SYN ENO option.
 func (c *conn) build(dir Direction, seq, ack uint32, flags packet.Flags, payload []byte) []byte {
-	var optBuf [24]byte
-	opts := optBuf[:0]
+	// Engine scratch, not a local array: through the interfaces below a
+	// local would escape and allocate on every packet.
+	opts := c.e.optBuf[:0]
 	seg := packet.Segment{Seq: seq, Ack: ack, Flags: flags, Payload: payload}
 	ts := &c.inTS
 	if dir == Outbound {

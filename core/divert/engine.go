@@ -35,8 +35,9 @@ type Engine struct {
 	pool    [][]byte
 	poolUse int
 
-	scratch  []byte // plaintext being sealed
-	frameBuf []byte // a sealed frame
+	optBuf   [40]byte // TCP options of a packet being built
+	scratch  []byte   // plaintext being sealed
+	frameBuf []byte   // a sealed frame
 }
 
 // flowKey identifies a connection from the local host's point of view.
