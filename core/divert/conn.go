@@ -155,22 +155,32 @@ func (c *conn) choose(offer eno.Suboption, count int) (eno.Suboption, bool) {
 
 // ---- outbound -------------------------------------------------------
 
-func (c *conn) outbound(p *Packet, pk *packet.Packet) {
+// handle routes a packet of this connection by phase and direction.
+func (c *conn) handle(p *Packet, pk *packet.Packet) {
 	tcp := pk.TCP()
-	c.outWnd = tcp.Window()
-	c.outTS.from(pk)
-	switch c.phase {
-	case phaseDead:
-		c.refuse(p, pk)
-		return
-	case phasePlain:
-		c.e.ctr.PacketsPassed++
-		return
-	case phaseSYN:
-		c.outHandshake(p, pk)
-		return
+	out := p.Dir == Outbound
+	// Engine-made packets copy each side's latest window and timestamps.
+	if out {
+		c.outWnd = tcp.Window()
+		c.outTS.from(pk)
+	} else {
+		c.inWnd = tcp.Window()
+		c.inTS.from(pk)
 	}
-	c.outData(p, pk)
+	switch {
+	case c.phase == phaseDead:
+		c.refuse(p, pk)
+	case c.phase == phasePlain:
+		c.e.ctr.PacketsPassed++
+	case c.phase == phaseSYN && out:
+		c.outHandshake(p, pk)
+	case c.phase == phaseSYN:
+		c.inHandshake(p, pk)
+	case out:
+		c.outData(p, pk)
+	default:
+		c.inData(p, pk)
+	}
 }
 
 func (c *conn) outHandshake(p *Packet, pk *packet.Packet) {
@@ -264,24 +274,6 @@ func (c *conn) hold(p *Packet) {
 }
 
 // ---- inbound --------------------------------------------------------
-
-func (c *conn) inbound(p *Packet, pk *packet.Packet) {
-	tcp := pk.TCP()
-	c.inWnd = tcp.Window()
-	c.inTS.from(pk)
-	switch c.phase {
-	case phaseDead:
-		c.refuse(p, pk)
-		return
-	case phasePlain:
-		c.e.ctr.PacketsPassed++
-		return
-	case phaseSYN:
-		c.inHandshake(p, pk)
-		return
-	}
-	c.inData(p, pk)
-}
 
 func (c *conn) inHandshake(p *Packet, pk *packet.Packet) {
 	tcp := pk.TCP()

@@ -122,11 +122,7 @@ func (e *Engine) process(p *Packet) {
 		}
 	}
 	c.lastActive = e.now
-	if p.Dir == Outbound {
-		c.outbound(p, &pk)
-	} else {
-		c.inbound(p, &pk)
-	}
+	c.handle(p, &pk)
 	if c.phase == phaseGone {
 		e.remove(c)
 	}
