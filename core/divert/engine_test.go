@@ -306,3 +306,59 @@ func TestEngineUnknownFlowPasses(t *testing.T) {
 		t.Fatal("unknown flow not passed unchanged")
 	}
 }
+
+// Simultaneous open: both stacks send a SYN and answer the other's with
+// a SYN-ACK. Neither sets b (no API asks for it), so RFC 8547 §4.3 makes
+// ENO fail: both engines must end plain and pass data unchanged.
+func TestEngineSimultaneousOpenIsPlain(t *testing.T) {
+	r := newRig(t, Config{}, Config{})
+	// Both SYNs leave before either arrives.
+	wireA, _ := r.run(r.engA, Outbound, seg(t, addrA, addrB, 100, 0, packet.SYN, synOpts(), nil))
+	wireB, _ := r.run(r.engB, Outbound, seg(t, addrB, addrA, 900, 0, packet.SYN, synOpts(), nil))
+	_, toB := r.run(r.engB, Inbound, wireA[0])
+	_, toA := r.run(r.engA, Inbound, wireB[0])
+	if len(toA) != 1 || len(toB) != 1 {
+		t.Fatalf("SYNs not delivered: %d/%d", len(toA), len(toB))
+	}
+	r.send(true, seg(t, addrA, addrB, 100, 901, packet.SYN|packet.ACK, synOpts(), nil))
+	r.send(false, seg(t, addrB, addrA, 900, 101, packet.SYN|packet.ACK, synOpts(), nil))
+	data := seg(t, addrA, addrB, 101, 901, packet.ACK|packet.PSH, nil, []byte("hello"))
+	out, _ := r.run(r.engA, Outbound, data)
+	if len(out) != 1 || !bytes.Equal(out[0], data) {
+		t.Fatal("data of a plain simultaneous open was changed")
+	}
+	for _, e := range []*Engine{r.engA, r.engB} {
+		if c := e.Counters(); c.ConnsPlain != 1 || c.ConnsEncrypted != 0 {
+			t.Fatalf("plain %d, encrypted %d", c.ConnsPlain, c.ConnsEncrypted)
+		}
+	}
+}
+
+// RST in each phase: the connection leaves the table and the RST reaches
+// the other side with a sequence number it accepts.
+func TestEngineRSTInEveryPhase(t *testing.T) {
+	for _, phase := range []string{"syn", "key-exchange", "encrypted"} {
+		t.Run(phase, func(t *testing.T) {
+			r := newRig(t, Config{}, Config{})
+			r.send(true, seg(t, addrA, addrB, 10, 0, packet.SYN, synOpts(), nil))
+			seqB := uint32(20)
+			if phase != "syn" {
+				r.send(false, seg(t, addrB, addrA, 20, 11, packet.SYN|packet.ACK, synOpts(), nil))
+				seqB = 21
+			}
+			if phase == "encrypted" {
+				r.send(true, seg(t, addrA, addrB, 11, 21, packet.ACK, nil, nil))
+			}
+			toA, _ := r.send(false, seg(t, addrB, addrA, seqB, 11, packet.RST|packet.ACK, nil, nil))
+			if len(toA) != 1 {
+				t.Fatalf("RST reached A %d times", len(toA))
+			}
+			if _, tcp := tcpOf(t, toA[0]); tcp.Flags()&packet.RST == 0 {
+				t.Fatal("not a RST")
+			}
+			if r.engA.Len() != 0 {
+				t.Fatalf("A still holds %d connections", r.engA.Len())
+			}
+		})
+	}
+}
