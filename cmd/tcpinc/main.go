@@ -20,21 +20,12 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"tcpinc.dev/tcpinc/service/cli"
 	"text/tabwriter"
 
 	"tcpinc.dev/tcpinc/service/control"
 	"tcpinc.dev/tcpinc/service/version"
 )
-
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
-)
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
 
 const mainUsage = `Usage: tcpinc [--control PATH] <command> [flags]
 
@@ -59,15 +50,15 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	err := dispatch(args, stdout)
 	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return exitOK
+		return cli.ExitOK
 	}
-	var ue usageError
+	var ue cli.UsageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "tcpinc: %v\nRun 'tcpinc --help' for usage.\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	fmt.Fprintf(stderr, "tcpinc: %v\n", err)
-	return exitFailure
+	return cli.ExitFailure
 }
 
 func dispatch(args []string, stdout io.Writer) error {
@@ -83,11 +74,11 @@ func dispatch(args []string, stdout io.Writer) error {
 			fmt.Fprint(stdout, mainUsage)
 			return err
 		}
-		return usageError{err.Error()}
+		return cli.UsageError{Msg: err.Error()}
 	}
 	args = global.Args()
 	if len(args) == 0 {
-		return usageError{"no command given (status, conns, version)"}
+		return cli.UsageError{Msg: "no command given (status, conns, version)"}
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
@@ -119,7 +110,7 @@ func dispatch(args []string, stdout io.Writer) error {
 		}
 		return cmdConns(path, asJSON, stdout)
 	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	return cli.UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 }
 
 const statusUsage = `Usage: tcpinc [--control PATH] status [--json]
@@ -153,13 +144,13 @@ func parseSub(name, usage string, args []string, path *string, stdout io.Writer,
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
-			printFlags(stdout, fs)
+			cli.PrintFlags(stdout, fs)
 			return false, err
 		}
-		return false, usageError{err.Error()}
+		return false, cli.UsageError{Msg: err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return false, usageError{fmt.Sprintf("%s takes no arguments, got %q", name, fs.Arg(0))}
+		return false, cli.UsageError{Msg: fmt.Sprintf("%s takes no arguments, got %q", name, fs.Arg(0))}
 	}
 	return asJSON, nil
 }

@@ -23,21 +23,11 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"tcpinc.dev/tcpinc/service/cli"
 
 	"tcpinc.dev/tcpinc/service/control"
 	"tcpinc.dev/tcpinc/service/version"
 )
-
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
-)
-
-// usageError is a mistake in the command line: exit status 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
 
 const mainUsage = `Usage: tcpincd <command> [flags]
 
@@ -60,39 +50,39 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mainUsage)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	var err error
 	switch cmd := args[0]; cmd {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, mainUsage)
-		return exitOK
+		return cli.ExitOK
 	case "version", "--version", "-version":
 		if len(args) > 1 && args[1] != "--help" && args[1] != "-h" {
-			err = usageError{"version takes no arguments"}
+			err = cli.UsageError{Msg: "version takes no arguments"}
 			break
 		}
 		fmt.Fprintf(stdout, "tcpincd %s\n", version.String())
-		return exitOK
+		return cli.ExitOK
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
 	default:
-		err = usageError{fmt.Sprintf("unknown command %q", cmd)}
+		err = cli.UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
 	return report(err, stderr)
 }
 
 func report(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return exitOK
+		return cli.ExitOK
 	}
-	var ue usageError
+	var ue cli.UsageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "tcpincd: %v\nRun 'tcpincd --help' for usage.\n", err)
-		return exitUsage
+		return cli.ExitUsage
 	}
 	fmt.Fprintf(stderr, "tcpincd: %v\n", err)
-	return exitFailure
+	return cli.ExitFailure
 }
 
 // runOptions are the flags of 'tcpincd run'.
@@ -161,26 +151,26 @@ func parseRun(args []string, stdout io.Writer) (runOptions, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, runUsage)
-			printFlags(stdout, fs)
+			cli.PrintFlags(stdout, fs)
 			return o, err
 		}
-		return o, usageError{err.Error()}
+		return o, cli.UsageError{Msg: err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return o, usageError{fmt.Sprintf("run takes no arguments, got %q", fs.Arg(0))}
+		return o, cli.UsageError{Msg: fmt.Sprintf("run takes no arguments, got %q", fs.Arg(0))}
 	}
 	switch o.mode {
 	case "auto", "divert":
 	case "redirect":
 		return o, errors.New("--mode redirect is not implemented yet; use --mode divert (or auto)")
 	default:
-		return o, usageError{fmt.Sprintf("invalid --mode %q: want auto or divert", o.mode)}
+		return o, cli.UsageError{Msg: fmt.Sprintf("invalid --mode %q: want auto or divert", o.mode)}
 	}
 	if o.queues < 1 || int(o.queue)+o.queues > 65536 {
-		return o, usageError{fmt.Sprintf("invalid --queues %d: want 1 or more, with --queue + --queues <= 65536", o.queues)}
+		return o, cli.UsageError{Msg: fmt.Sprintf("invalid --queues %d: want 1 or more, with --queue + --queues <= 65536", o.queues)}
 	}
 	if o.control == "" {
-		return o, usageError{"--control must not be empty"}
+		return o, cli.UsageError{Msg: "--control must not be empty"}
 	}
 	return o, nil
 }
