@@ -155,6 +155,13 @@ func (c *conn) choose(offer eno.Suboption, count int) (eno.Suboption, bool) {
 
 // ---- outbound -------------------------------------------------------
 
+// enoSegment describes a TCP segment to the ENO tracker.
+func enoSegment(pk *packet.Packet) eno.Segment {
+	tcp := pk.TCP()
+	f := tcp.Flags()
+	return eno.Segment{SYN: f&packet.SYN != 0, ACK: f&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()}
+}
+
 // handle routes a packet of this connection by phase and direction.
 func (c *conn) handle(p *Packet, pk *packet.Packet) {
 	tcp := pk.TCP()
@@ -193,7 +200,7 @@ func (c *conn) outHandshake(p *Packet, pk *packet.Packet) {
 	if flags&packet.SYN != 0 {
 		c.localISN, c.haveLocalISN = tcp.Seq(), true
 	}
-	opt, ev := c.tracker.Send(nil, eno.Segment{SYN: flags&packet.SYN != 0, ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
+	opt, ev := c.tracker.Send(nil, enoSegment(pk))
 	if flags&packet.SYN != 0 && len(opt) > 0 && c.tracker.State() != eno.StateDisabled {
 		c.e.ctr.ConnsOffered++
 	}
@@ -230,7 +237,7 @@ func (c *conn) outData(p *Packet, pk *packet.Packet) {
 	flags := tcp.Flags()
 	if flags&packet.SYN != 0 {
 		// A retransmitted SYN-ACK: it carries the same ENO option.
-		opt, _ := c.tracker.Send(nil, eno.Segment{SYN: true, ACK: flags&packet.ACK != 0, Options: tcp.Options()})
+		opt, _ := c.tracker.Send(nil, enoSegment(pk))
 		if len(opt) > 0 && pk.InsertOption(eno.OptionKind, opt[2:]) == nil {
 			pk.UpdateTCPChecksum()
 			p.Buf, p.Modified = pk.Bytes(), true
@@ -285,7 +292,7 @@ func (c *conn) inHandshake(p *Packet, pk *packet.Packet) {
 	if flags&packet.SYN != 0 {
 		c.peerISN, c.havePeerISN = tcp.Seq(), true
 	}
-	v := c.tracker.Recv(eno.Segment{SYN: flags&packet.SYN != 0, ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
+	v := c.tracker.Recv(enoSegment(pk))
 	if flags&packet.SYN != 0 {
 		if v.DiscardSYNData && pk.PayloadLen() > 0 {
 			// RFC 8547 §4.7: the stack must not read or acknowledge it.

@@ -402,7 +402,7 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 	}
 	if c.needENO && c.result.Role() == eno.RoleA {
 		// B's first non-SYN segment: A stops sending ENO (RFC 8547 §4.6).
-		c.tracker.Recv(eno.Segment{ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
+		c.tracker.Recv(enoSegment(pk))
 		c.needENO = false
 	}
 	prevAck := c.snd.ackedLocal
