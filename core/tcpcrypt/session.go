@@ -158,28 +158,21 @@ func (s *Session) advanceSend() error {
 
 // SendKeyFor returns the send key of generation gen if it is still held,
 // for re-encrypting a retransmission exactly as first sent.
-func (s *Session) SendKeyFor(gen uint64) *TrafficKey {
-	if s.send != nil && s.send.gen == gen {
-		return s.send
-	}
-	for _, k := range s.oldSend {
-		if k.gen == gen {
-			return k
-		}
-	}
-	return nil
-}
+func (s *Session) SendKeyFor(gen uint64) *TrafficKey { return keyFor(s.send, s.oldSend, gen) }
 
 // ReleaseSendKeysBefore destroys send keys older than gen, once no
 // retransmission can need them (§3.8: SHOULD delete older keys).
 func (s *Session) ReleaseSendKeysBefore(gen uint64) { s.oldSend = releaseBefore(s.oldSend, gen) }
 
 // RecvKeyFor returns the receive key of generation gen if still held.
-func (s *Session) RecvKeyFor(gen uint64) *TrafficKey {
-	if s.recv != nil && s.recv.gen == gen {
-		return s.recv
+func (s *Session) RecvKeyFor(gen uint64) *TrafficKey { return keyFor(s.recv, s.oldRecv, gen) }
+
+// keyFor finds generation gen among a direction's current and old keys.
+func keyFor(cur *TrafficKey, old []*TrafficKey, gen uint64) *TrafficKey {
+	if cur != nil && cur.gen == gen {
+		return cur
 	}
-	for _, k := range s.oldRecv {
+	for _, k := range old {
 		if k.gen == gen {
 			return k
 		}
