@@ -174,3 +174,10 @@ func randomSegment(r *rand.Rand) Segment {
 	r.Read(s.Payload)
 	return s
 }
+
+// mod returns a copy of b changed by f.
+func mod(b []byte, f func(b []byte)) []byte {
+	c := append([]byte(nil), b...)
+	f(c)
+	return c
+}

@@ -201,11 +201,6 @@ func TestParseIPv6ExtensionHeaders(t *testing.T) {
 func TestParseIPv6Malformed(t *testing.T) {
 	good := mustBuild(t, dataV6(3))
 	withExt := v6WithExt(t, dataV6(3), dstOpts())
-	mod := func(b []byte, f func(b []byte)) []byte {
-		c := append([]byte(nil), b...)
-		f(c)
-		return c
-	}
 	tests := []struct {
 		name string
 		b    []byte

@@ -10,11 +10,6 @@ import (
 func TestParseTable(t *testing.T) {
 	syn4 := mustBuild(t, synV4())
 	data4 := mustBuild(t, dataV4(100))
-	mod := func(b []byte, f func(b []byte)) []byte {
-		c := append([]byte(nil), b...)
-		f(c)
-		return c
-	}
 	tests := []struct {
 		name        string
 		b           []byte

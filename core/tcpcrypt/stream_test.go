@@ -143,6 +143,20 @@ func stPattern(n int, seed byte) []byte {
 // stReadAll reads r to io.EOF with a buffer of bufLen bytes. It fails on
 // (0, nil) results, which a Stream must never give for a non-empty buffer.
 // On error it returns the bytes read so far with the error.
+// stWriteClose writes data and half-closes s on a goroutine; the channel
+// reports the outcome.
+func stWriteClose(s *Stream, data []byte) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Write(data)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		errc <- err
+	}()
+	return errc
+}
+
 func stReadAll(r io.Reader, bufLen int) ([]byte, error) {
 	var out []byte
 	buf := make([]byte, bufLen)
@@ -299,14 +313,7 @@ func TestStreamHalfClose(t *testing.T) {
 			sa, sb := stHandshake(t, ca, cb, TEPCurve25519, AES128GCM, nil)
 			da, db := stPattern(100<<10, 3), stPattern(300<<10, 4)
 
-			errW := make(chan error, 1)
-			go func() {
-				_, err := sa.Write(da)
-				if err == nil {
-					err = sa.CloseWrite()
-				}
-				errW <- err
-			}()
+			errW := stWriteClose(sa, da)
 			got, err := stReadAll(sb, 4096)
 			if err != nil || !bytes.Equal(got, da) {
 				t.Fatalf("B read %d bytes, err %v; want %d bytes and EOF", len(got), err, len(da))
@@ -329,13 +336,7 @@ func TestStreamHalfClose(t *testing.T) {
 			}
 
 			// B still writes after A's half-close; A still reads.
-			go func() {
-				_, err := sb.Write(db)
-				if err == nil {
-					err = sb.CloseWrite()
-				}
-				errW <- err
-			}()
+			errW = stWriteClose(sb, db)
 			got, err = stReadAll(sa, 1000)
 			if err != nil || !bytes.Equal(got, db) {
 				t.Fatalf("A read %d bytes, err %v; want %d bytes and EOF", len(got), err, len(db))
@@ -786,14 +787,7 @@ func TestStreamTinyReadsAndWrites(t *testing.T) {
 			ca, cb := stConnPair(t, kind)
 			sa, sb := stHandshake(t, ca, cb, TEPCurve25519, AES128GCM, nil)
 			data := stPattern(40000, 11)
-			errW := make(chan error, 1)
-			go func() {
-				_, err := sa.Write(data)
-				if err == nil {
-					err = sa.CloseWrite()
-				}
-				errW <- err
-			}()
+			errW := stWriteClose(sa, data)
 			got, err := stReadAll(sb, 1)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("got %d bytes, %v", len(got), err)
