@@ -11,6 +11,11 @@ NEUTRAL   := ./core/...
 
 export CGO_ENABLED ?= 0
 
+# Each area adds its own targets in mk/*.mk and appends the checks that
+# 'make test' must run to TEST_EXTRA (run after the unit tests).
+TEST_EXTRA :=
+-include mk/*.mk
+
 .PHONY: all build test unit vet vectors vectors-check fuzz bench wine-test fmt-check tidy-check help demo
 
 all: build
@@ -25,7 +30,7 @@ help:
 build:
 	$(GO) build ./...
 
-test: fmt-check vet unit vectors-check wine-test
+test: fmt-check vet unit vectors-check wine-test $(TEST_EXTRA)
 	@echo "make test: all checks passed"
 
 fmt-check:

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/divert"
 	"tcpinc.dev/tcpinc/core/eno"
 	"tcpinc.dev/tcpinc/core/tcpcrypt"
@@ -98,7 +99,7 @@ func (h *handler) Status() (control.StatusReply, error) {
 		Version:  version.String(),
 		Mode:     h.mode,
 		Running:  h.running.Load(),
-		Counters: control.Flatten(h.d.Counters(), counterIndexName),
+		Counters: core.Flatten(h.d.Counters(), counterIndexName),
 		Conns:    len(h.d.Conns()),
 	}, nil
 }

@@ -2,6 +2,7 @@ package divert
 
 import (
 	"io"
+	"tcpinc.dev/tcpinc/core"
 	"time"
 
 	"tcpinc.dev/tcpinc/core/eno"
@@ -609,7 +610,7 @@ func (c *conn) destroy() {
 }
 
 func (c *conn) info() ConnInfo {
-	ci := ConnInfo{Local: c.key.local, Remote: c.key.remote, Created: c.created, Resumed: c.resumed,
+	ci := ConnInfo{Mode: core.ModeDivert, Local: c.key.local, Remote: c.key.remote, Created: c.created, Resumed: c.resumed,
 		BytesOut: c.snd.appBytes, BytesIn: c.rcv.appBytes, PlainReason: c.plainR}
 	switch c.phase {
 	case phaseSYN:

@@ -5,9 +5,9 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"tcpinc.dev/tcpinc/core"
 	"time"
 
-	"tcpinc.dev/tcpinc/core/eno"
 	"tcpinc.dev/tcpinc/core/packet"
 	"tcpinc.dev/tcpinc/core/tcpcrypt"
 )
@@ -220,22 +220,7 @@ func (e *Engine) inject(dir Direction, b []byte) {
 }
 
 // ConnInfo describes a connection for status listings and the tcpinc API.
-type ConnInfo struct {
-	Local, Remote netip.AddrPort
-	State         string // negotiating, key-exchange, encrypted, plain, closing
-	Role          eno.Role
-	TEP           eno.TEP
-	NegTEP        byte
-	AEAD          tcpcrypt.AEADID
-	SessionID     []byte // nil unless encrypted
-	Resumed       bool
-	SelfGOpt      byte
-	PeerGOpt      byte
-	PlainReason   eno.Reason
-	BytesOut      uint64 // application bytes encrypted
-	BytesIn       uint64 // application bytes decrypted
-	Created       time.Time
-}
+type ConnInfo = core.ConnInfo
 
 // Conns appends a description of every connection to dst.
 func (e *Engine) Conns(dst []ConnInfo) []ConnInfo {
