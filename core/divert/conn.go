@@ -33,6 +33,7 @@ const maxHeld = 64 << 10
 
 type conn struct {
 	e      *Engine
+	pol    *policy // the engine's policy when the connection started
 	key    flowKey
 	active bool
 	phase  phase
@@ -88,21 +89,22 @@ func (c *conn) init() {
 			return
 		}
 	}
-	teps := e.cfg.TEPs
-	if c.active && e.cfg.Cache != nil {
+	teps := c.pol.teps
+	if c.active && c.pol.cache != nil {
 		// A cached secret for the peer: offer only its TEP, with the
 		// resumption suboption (20 bytes of ENO with an 8-byte nonce,
 		// what a Linux SYN leaves free). It also offers a fresh
 		// exchange with that TEP (RFC 8548 §3.5).
 		for i := len(teps) - 1; i >= 0; i-- {
-			if rs, ok := e.cfg.Cache.TakeForPeer(c.key.remote.Addr(), tcpcrypt.TEP(teps[i])); ok {
+			if rs, ok := c.pol.cache.TakeForPeer(c.key.remote.Addr(), tcpcrypt.TEP(teps[i])); ok {
 				c.proposed = &rs
 				teps = teps[i : i+1]
 				break
 			}
 		}
 	}
-	c.enoCfg = eno.Config{TEPs: teps, Offer: c.offer, Accept: c.accept, Choose: c.choose}
+	c.enoCfg = eno.Config{TEPs: teps, SelfGOpt: c.pol.gopt, AAMandatory: c.pol.AAMandatory,
+		Offer: c.offer, Accept: c.accept, Choose: c.choose}
 	c.tracker = eno.NewTracker(&c.enoCfg)
 }
 
@@ -139,7 +141,7 @@ func (c *conn) choose(offer eno.Suboption, count int) (eno.Suboption, bool) {
 	if !tcpcrypt.TEP(t).Supported() {
 		return eno.Suboption{}, false
 	}
-	if cache := c.e.cfg.Cache; offer.V() && cache != nil && c.accepted == nil {
+	if cache := c.pol.cache; offer.V() && cache != nil && c.accepted == nil {
 		if half, _, ok, _ := tcpcrypt.ParseResumeData(offer.Data); ok {
 			if rs, ok := cache.TakeByPeerHalf(tcpcrypt.TEP(t), half); ok {
 				sub, err := tcpcrypt.AppendResumeSuboption(nil, &rs, c.nonceBytes())
@@ -342,12 +344,14 @@ func (c *conn) clampMSS(p *Packet, pk *packet.Packet) {
 
 // ---- state changes --------------------------------------------------
 
-func (c *conn) goPlain() {
+func (c *conn) goPlain() { c.goPlainBecause(c.tracker.Reason()) }
+
+func (c *conn) goPlainBecause(r eno.Reason) {
 	if c.phase == phasePlain {
 		return
 	}
 	c.phase = phasePlain
-	c.plainR = c.tracker.Reason()
+	c.plainR = r
 	c.e.countPlain(c.plainR)
 	c.dropSecrets()
 	c.e.cfg.Log.Debug("divert: connection plain", "local", c.key.local, "remote", c.key.remote, "reason", c.plainR)
@@ -394,9 +398,9 @@ func (c *conn) enable() {
 	}
 	c.dropSecrets()
 	if res.Role() == eno.RoleA {
-		c.hs, err = tcpcrypt.NewInitiator(&c.e.tc, tep, res.Transcript(), nil)
+		c.hs, err = tcpcrypt.NewInitiator(&c.pol.tc, tep, res.Transcript(), nil)
 	} else {
-		c.hs, err = tcpcrypt.NewResponder(&c.e.tc, tep, res.Transcript(), nil)
+		c.hs, err = tcpcrypt.NewResponder(&c.pol.tc, tep, res.Transcript(), nil)
 	}
 	if err != nil {
 		c.abort(&c.e.ctr.AbortInternal, "start key exchange", err)
@@ -449,7 +453,7 @@ func (c *conn) ready(s *tcpcrypt.Session) {
 	}
 	// RFC 8548 §3.5: once mk[0] is computed, cache ss[i+1] (the session
 	// erased ss[i] already).
-	if cache := c.e.cfg.Cache; cache != nil {
+	if cache := c.pol.cache; cache != nil {
 		if rs, ok := s.TakeResumeSecret(); ok {
 			cache.Put(c.key.remote.Addr(), &rs)
 		}

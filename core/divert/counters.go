@@ -16,6 +16,8 @@ type Counters struct {
 	ConnsPlain      uint64 // ended up plain
 	PlainReasons    [eno.NumReasons]uint64
 	ConnsTableFull  uint64 // left plain because MaxConns was reached
+	ConnsDisabled   uint64 // left plain because the policy is off (reason config-off)
+	ConnsExcluded   uint64 // left plain by the policy's exclusions (reason config-off)
 	ConnsClosed     uint64
 	ConnsExpired    uint64 // idle timeout
 	ConnsAborted    uint64 // reset by the engine (see the Abort* counters)

@@ -5,11 +5,11 @@ import (
 	"io"
 	"net/netip"
 	"sync"
-	"tcpinc.dev/tcpinc/core"
 	"time"
 
+	"tcpinc.dev/tcpinc/core"
+	"tcpinc.dev/tcpinc/core/eno"
 	"tcpinc.dev/tcpinc/core/packet"
-	"tcpinc.dev/tcpinc/core/tcpcrypt"
 )
 
 // Engine rewrites one host's TCP packets to speak TCP-ENO and tcpcrypt.
@@ -21,7 +21,7 @@ import (
 type Engine struct {
 	mu    sync.Mutex
 	cfg   Config
-	tc    tcpcrypt.Config
+	pol   *policy // what new connections get (SetPolicy)
 	rand  io.Reader
 	conns map[flowKey]*conn
 	ctr   Counters
@@ -55,7 +55,11 @@ func New(cfg Config) (*Engine, error) {
 	if e.rand == nil {
 		e.rand = rand.Reader
 	}
-	e.tc = tcpcrypt.Config{AEADs: c.AEADs, Rand: e.rand}
+	// Until SetPolicy: on, the configured TEPs and AEADs, resumption
+	// when there is a cache.
+	if e.pol, err = e.newPolicy(core.Policy{Enabled: true, TEPs: c.TEPs, AEADs: c.AEADs, Resumption: c.Cache != nil}); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -134,9 +138,24 @@ func (e *Engine) newConn(key flowKey, active bool) *conn {
 		e.cfg.Log.Warn("divert: connection table full; new connection stays plain", "max", e.cfg.MaxConns)
 		return nil
 	}
-	c := &conn{e: e, key: key, active: active, created: e.now, lastActive: e.now}
-	c.init()
+	c := &conn{e: e, pol: e.pol, key: key, active: active, created: e.now, lastActive: e.now}
 	e.conns[key] = c
+	if cause, plain := c.pol.leftPlain(key); plain {
+		// Hands off from the first SYN: no ENO option is sent, and a
+		// peer's is left unanswered (the stack ignores it).
+		switch cause {
+		case causeDisabled:
+			e.ctr.ConnsDisabled++
+		case causeExcluded:
+			e.ctr.ConnsExcluded++
+		}
+		c.enoCfg = eno.Config{}
+		c.tracker = eno.NewTracker(&c.enoCfg)
+		c.tracker.Disable()
+		c.goPlainBecause(eno.ConfigOff)
+		return c
+	}
+	c.init()
 	return c
 }
 
