@@ -27,7 +27,7 @@ import (
 	"tcpinc.dev/tcpinc/service/version"
 )
 
-const mainUsage = `Usage: tcpinc [--control PATH] <command> [flags]
+var mainUsage = `Usage: tcpinc [--control PATH] <command> [flags]
 
 tcpinc shows the state of tcpincd, which encrypts this host's TCP
 connections with TCP-ENO and tcpcrypt (RFC 8547, RFC 8548).

@@ -1,13 +1,16 @@
-//go:build !linux
+//go:build !linux && !windows && !darwin
 
 package main
 
 import (
 	"fmt"
-	"log/slog"
 	"runtime"
+
+	"tcpinc.dev/tcpinc/core"
 )
 
-func runDaemon(o runOptions, log *slog.Logger) error {
-	return fmt.Errorf("divert mode on this OS (%s) is not built yet; tcpincd runs on Linux only for now", runtime.GOOS)
+// newBackend: tcpincd has capture backends for Linux, Windows and macOS
+// only.
+func newBackend(o backendOptions) (core.Backend, error) {
+	return nil, fmt.Errorf("tcpincd has no capture backend for %s", runtime.GOOS)
 }

@@ -191,7 +191,7 @@ func TestDialUnreachable(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Fatalf("Dial of absent socket: %v, want *UnreachableError", err)
 	}
-	want := "cannot reach tcpincd at " + path + ": is it running? (start it with: tcpincd run)"
+	want := "cannot reach tcpincd at " + path + ": is it running? (start it with 'tcpincd start', or 'tcpincd run' in the foreground)"
 	if err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}

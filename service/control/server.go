@@ -6,51 +6,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
+	"net/netip"
+	"runtime"
 	"sync"
 	"time"
-)
 
-// Listen creates the control socket at path with mode SocketMode, making
-// its directory (mode 0755) if needed. A socket file left by a daemon that
-// is gone is replaced; if a daemon still answers there, Listen fails
-// rather than steal its socket. Closing the returned listener removes the
-// socket file.
-func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("creating the control socket's directory: %w", err)
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("%s exists and is not a socket; remove it or choose another path with --control", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("another tcpincd is already running and listening on %s; stop it first, or choose another path with --control", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing stale control socket: %w", err)
-		}
-	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listening on the control socket: %w", err)
-	}
-	ln.SetUnlinkOnClose(true)
-	if err := os.Chmod(path, SocketMode); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("setting the control socket's mode: %w", err)
-	}
-	return ln, nil
-}
+	"tcpinc.dev/tcpinc/service/version"
+)
 
 // Serve answers control requests on ln with h until ctx ends, then closes
 // ln, waits for the connections it is serving, and returns nil. It
-// returns an error if accepting fails for another reason.
-func Serve(ctx context.Context, ln net.Listener, h Handler) error {
+// returns an error if accepting fails for another reason. ln.Log (may
+// be nil) records refused and malformed requests.
+func Serve(ctx context.Context, ln *Listener, h Handler) error {
+	log := ln.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -83,7 +57,14 @@ func Serve(ctx context.Context, ln net.Listener, h Handler) error {
 		conns[c] = struct{}{}
 		mu.Unlock()
 		wg.Go(func() {
-			serveConn(ctx, c, h)
+			peer, err := ln.peer(c, &ln.access)
+			if err != nil {
+				// Unknown callers may still read; they cannot control.
+				log.Warn("control: cannot identify the caller; treating it as unprivileged", "err", err)
+				peer = Peer{UID: -1}
+			}
+			s := &session{h: h, acc: &ln.access, peer: peer, log: log}
+			s.serve(ctx, c)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
@@ -95,7 +76,15 @@ func Serve(ctx context.Context, ln net.Listener, h Handler) error {
 // idleTimeout closes connections that send nothing for this long.
 const idleTimeout = time.Minute
 
-func serveConn(ctx context.Context, c net.Conn, h Handler) {
+// session is one client connection.
+type session struct {
+	h    Handler
+	acc  *access
+	peer Peer
+	log  *slog.Logger
+}
+
+func (s *session) serve(ctx context.Context, c net.Conn) {
 	r := bufio.NewReaderSize(c, 4096)
 	enc := json.NewEncoder(c)
 	for ctx.Err() == nil {
@@ -103,12 +92,13 @@ func serveConn(ctx context.Context, c net.Conn, h Handler) {
 		line, err := readLine(r, maxRequestLine)
 		if err != nil {
 			if errors.Is(err, errLineTooLong) {
+				s.log.Warn("control: request too long; closing the connection", "uid", s.peer.UID, "pid", s.peer.PID)
 				c.SetWriteDeadline(time.Now().Add(ioTimeout))
-				enc.Encode(Response{V: ProtocolVersion, Error: "request too long"})
+				enc.Encode(Response{V: ProtocolVersion, Code: CodeBadRequest, Error: "request too long"})
 			}
 			return
 		}
-		resp := handle(line, h)
+		resp := s.handle(line)
 		c.SetWriteDeadline(time.Now().Add(ioTimeout))
 		if err := enc.Encode(resp); err != nil {
 			return
@@ -116,44 +106,107 @@ func serveConn(ctx context.Context, c net.Conn, h Handler) {
 	}
 }
 
-func handle(line []byte, h Handler) (resp Response) {
+func (s *session) handle(line []byte) (resp Response) {
 	resp.V = ProtocolVersion
-	var req Request
-	if err := json.Unmarshal(line, &req); err != nil {
-		resp.Error = "malformed request: " + err.Error()
+	fail := func(code, msg string) Response {
+		resp.Code, resp.Error = code, msg
+		if code != CodeFailed {
+			s.log.Info("control: request refused", "uid", s.peer.UID, "pid", s.peer.PID, "code", code, "error", msg)
+		}
 		return resp
 	}
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return fail(CodeBadRequest, "malformed request: "+err.Error())
+	}
 	if req.V != ProtocolVersion {
-		resp.Error = fmt.Sprintf("unsupported control protocol version %d (this tcpincd speaks version %d); use tcpinc and tcpincd from the same release", req.V, ProtocolVersion)
-		return resp
+		return fail(CodeBadRequest, fmt.Sprintf("unsupported control protocol version %d (this tcpincd speaks version %d); use tcpinc and tcpincd from the same release", req.V, ProtocolVersion))
+	}
+	switch req.Method {
+	case MethodEnable, MethodDisable, MethodReload:
+		if !s.peer.Admin {
+			return fail(CodePermission, s.acc.permissionError(req.Method))
+		}
+		s.log.Info("control: "+req.Method, "uid", s.peer.UID, "pid", s.peer.PID)
 	}
 	var result any
 	var err error
 	switch req.Method {
 	case MethodStatus:
-		result, err = h.Status()
+		result, err = s.h.Status()
+	case MethodVersion:
+		result = VersionReply{Version: version.String(), Protocol: ProtocolVersion, OS: runtime.GOOS, Arch: runtime.GOARCH}
+	case MethodCounters:
+		ch, ok := s.h.(CountersHandler)
+		if !ok {
+			return fail(CodeFailed, notSupported(req.Method))
+		}
+		var m map[string]uint64
+		m, err = ch.Counters()
+		if m == nil {
+			m = map[string]uint64{}
+		}
+		result = m
 	case MethodConns:
 		var cs []ConnJSON
-		cs, err = h.Conns()
+		cs, err = s.h.Conns()
 		if cs == nil {
 			cs = []ConnJSON{}
 		}
 		result = cs
+	case MethodLookup:
+		var p LookupParams
+		if perr := json.Unmarshal(req.Params, &p); perr != nil || len(req.Params) == 0 {
+			return fail(CodeBadRequest, `lookup needs params {"local":"ADDR:PORT","remote":"ADDR:PORT"}`)
+		}
+		for _, a := range []string{p.Local, p.Remote} {
+			if _, perr := netip.ParseAddrPort(a); perr != nil {
+				return fail(CodeBadRequest, fmt.Sprintf("lookup: %q is not an address:port (IPv6 as [addr]:port)", a))
+			}
+		}
+		lh, ok := s.h.(LookupHandler)
+		if !ok {
+			return fail(CodeFailed, notSupported(req.Method))
+		}
+		result, err = lh.Lookup(p)
+	case MethodMetrics:
+		mh, ok := s.h.(MetricsHandler)
+		if !ok {
+			return fail(CodeFailed, notSupported(req.Method))
+		}
+		var text string
+		text, err = mh.Metrics()
+		result = text
+	case MethodEnable, MethodDisable:
+		ch, ok := s.h.(ControlHandler)
+		if !ok {
+			return fail(CodeFailed, notSupported(req.Method))
+		}
+		on := req.Method == MethodEnable
+		err = ch.SetEnabled(on)
+		result = EnabledReply{Enabled: on}
+	case MethodReload:
+		ch, ok := s.h.(ControlHandler)
+		if !ok {
+			return fail(CodeFailed, notSupported(req.Method))
+		}
+		result, err = ch.Reload()
 	default:
-		resp.Error = fmt.Sprintf("unknown method %q", req.Method)
-		return resp
+		return fail(CodeBadRequest, fmt.Sprintf("unknown method %q", req.Method))
 	}
 	if err != nil {
-		resp.Error = err.Error()
-		return resp
+		return fail(CodeFailed, err.Error())
 	}
 	raw, err := json.Marshal(result)
 	if err != nil {
-		resp.Error = "encoding the reply: " + err.Error()
-		return resp
+		return fail(CodeFailed, "encoding the reply: "+err.Error())
 	}
 	resp.OK, resp.Result = true, raw
 	return resp
+}
+
+func notSupported(method string) string {
+	return fmt.Sprintf("%s is not supported by this tcpincd", method)
 }
 
 var errLineTooLong = errors.New("line too long")

@@ -1,0 +1,78 @@
+package control
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/windows"
+)
+
+// windowsAccess is true: admin rights come from the caller's token.
+const windowsAccess = true
+
+// DefaultPath is where tcpincd listens unless told otherwise: an AF_UNIX
+// socket under %ProgramData%\tcpinc.
+var DefaultPath = filepath.Join(programData(), "tcpinc", "tcpincd.sock")
+
+func programData() string {
+	if d := os.Getenv("ProgramData"); d != "" {
+		return d
+	}
+	return `C:\ProgramData`
+}
+
+// Socket file ACLs (SDDL), protected from inheritance: LocalSystem and
+// Administrators have full control; Users may open the socket (connecting
+// to an AF_UNIX socket needs write access to its file) unless private.
+// Whether a caller may change state is decided per request from the
+// caller's token (see peerCred), not from the ACL.
+const (
+	sddlShared  = "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FRFW;;;BU)"
+	sddlPrivate = "D:P(A;;FA;;;SY)(A;;FA;;;BA)"
+)
+
+// Listen creates the control socket at path (an AF_UNIX socket; Windows
+// 10 1803 and later) and restricts its file with an ACL. acc.AdminGroup is
+// ignored: on Windows the Administrators group controls.
+func Listen(path string, accs ...Access) (*Listener, error) {
+	var acc Access
+	if len(accs) > 0 {
+		acc = accs[0]
+	}
+	a := access{Access: acc, adminGID: -1}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the control socket's directory: %w", err)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listening on the control socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	sddl := sddlShared
+	if acc.Private {
+		sddl = sddlPrivate
+	}
+	if err := setFileACL(path, sddl); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("restricting the control socket with an ACL: %w", err)
+	}
+	return &Listener{Listener: ln, access: a, peer: peerCred}, nil
+}
+
+func setFileACL(path, sddl string) error {
+	sd, err := windows.SecurityDescriptorFromString(sddl)
+	if err != nil {
+		return err
+	}
+	dacl, _, err := sd.DACL()
+	if err != nil {
+		return err
+	}
+	return windows.SetNamedSecurityInfo(path, windows.SE_FILE_OBJECT,
+		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil)
+}
