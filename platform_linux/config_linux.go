@@ -5,10 +5,26 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
-	"net/netip"
 
+	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/divert"
+	"tcpinc.dev/tcpinc/core/tcpcrypt"
 )
+
+// resumeCacheSize is how many resumption secrets the backend keeps when
+// the caller gives it no cache.
+const resumeCacheSize = 1024
+
+// checkPolicy rejects what the rules cannot express; the engines check
+// the rest.
+func checkPolicy(p *core.Policy) error {
+	for _, pfx := range p.ExcludeAddrs {
+		if !pfx.IsValid() {
+			return errors.New("tcpinc: an excluded address prefix is invalid")
+		}
+	}
+	return nil
+}
 
 // Config configures the Linux divert backend.
 type Config struct {
@@ -16,12 +32,13 @@ type Config struct {
 	// used, Queue..Queue+Queues-1, one engine and goroutine each.
 	Queue  uint16
 	Queues int
-	// ExcludePorts: connections with this port at either end are never
-	// captured.
-	ExcludePorts []uint16
-	// ExcludeAddrs: connections with an address in one of these prefixes
-	// at either end are never captured.
-	ExcludeAddrs []netip.Prefix
+	// Policy is what new connections get: whether they are negotiated at
+	// all, which are excluded (never captured: the rules let them pass
+	// before any queue), TEPs, AEADs, resumption, mandatory
+	// application-aware mode. The zero value leaves every connection
+	// plain; core.DefaultPolicy is the service's default. Apply changes it
+	// while running.
+	Policy core.Policy
 	// MarkMask selects the two adjacent bits of the packet and conntrack
 	// marks the backend uses; 0 means DefaultMarkMask. Choose other bits
 	// if the host already uses these (policy routing, other firewalls).
@@ -32,7 +49,9 @@ type Config struct {
 	// QueueMaxLen is the kernel's per-queue packet limit; 0 means 4096.
 	QueueMaxLen uint32
 	// Engine configures each queue's engine. Its OnEvent, if set, is
-	// called from the queue's goroutine.
+	// called from the queue's goroutine. Its TEPs and AEADs are ignored
+	// (Policy decides); a nil Cache gets one shared by the queues, so
+	// that Policy.Resumption works.
 	Engine divert.Config
 	// Log receives the backend's logs; nil discards them.
 	Log *slog.Logger
@@ -79,10 +98,11 @@ func (c *Config) withDefaults() (Config, marks, error) {
 	if out.QueueMaxLen == 0 {
 		out.QueueMaxLen = 4096
 	}
-	for _, p := range out.ExcludeAddrs {
-		if !p.IsValid() {
-			return out, marks{}, errors.New("tcpinc: an excluded address prefix is invalid")
-		}
+	if err := checkPolicy(&out.Policy); err != nil {
+		return out, marks{}, err
+	}
+	if out.Engine.Cache == nil {
+		out.Engine.Cache = tcpcrypt.NewCache(resumeCacheSize)
 	}
 	if out.Log == nil {
 		out.Log = slog.New(slog.DiscardHandler)

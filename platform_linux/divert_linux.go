@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/google/nftables"
 
+	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/divert"
+	"tcpinc.dev/tcpinc/core/eno"
 )
 
 // Divert is the Linux divert-mode backend: rules, queues, engines.
@@ -23,6 +26,8 @@ type Divert struct {
 	ws    []*worker
 
 	mu      sync.Mutex
+	policy  core.Policy // current; Apply replaces it
+	rules   bool        // the table is installed (Run, until it returns)
 	running bool
 	closed  bool
 	stop    context.CancelFunc // ends Run
@@ -37,7 +42,7 @@ func NewDivert(cfg Config) (*Divert, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Divert{cfg: c, marks: m}
+	d := &Divert{cfg: c, marks: m, policy: c.Policy}
 	if d.nft, err = nftables.New(nftables.AsLasting()); err != nil {
 		return nil, fmt.Errorf("tcpinc: nftables netlink socket: %w", err)
 	}
@@ -104,9 +109,11 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 			}
 		}()
 	}
-	spec := ruleSpec{kind: d.kind, queue: d.cfg.Queue, queues: uint16(d.cfg.Queues), marks: d.marks,
-		excludePorts: d.cfg.ExcludePorts, excludeAddrs: d.cfg.ExcludeAddrs}
-	if err := installRules(d.nft, spec); err != nil {
+	d.mu.Lock()
+	err = installRules(d.nft, d.ruleSpec(&d.policy))
+	d.rules = err == nil
+	d.mu.Unlock()
+	if err != nil {
 		err = fmt.Errorf("tcpinc: installing the nftables rules (table inet %s): %w", TableName, err)
 		cancel(err)
 		return err
@@ -117,7 +124,11 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 		// are gone their next segments would leave in plaintext.
 		d.abortAll()
 		// Rules first: no packet may wait in a queue nobody reads.
-		if rerr := removeRules(d.nft); rerr != nil {
+		d.mu.Lock()
+		rerr := removeRules(d.nft)
+		d.rules = false
+		d.mu.Unlock()
+		if rerr != nil {
 			d.cfg.Log.Error("tcpinc: removing the nftables rules failed; remove them with: nft delete table inet "+TableName, "err", rerr)
 			err = errors.Join(err, rerr)
 		}
@@ -180,6 +191,63 @@ func (d *Divert) Close() error {
 	return err
 }
 
+var _ core.Backend = (*Divert)(nil)
+
+// Mode is core.ModeDivert.
+func (d *Divert) Mode() core.Mode { return core.ModeDivert }
+
+func (d *Divert) ruleSpec(p *core.Policy) ruleSpec {
+	return ruleSpec{kind: d.kind, queue: d.cfg.Queue, queues: uint16(d.cfg.Queues), marks: d.marks,
+		excludePorts: p.ExcludePorts, excludeAddrs: p.ExcludeAddrs}
+}
+
+// Apply changes the policy for new connections: the engines' (on/off,
+// exclusions, TEPs, AEADs, resumption, mandatory application-aware mode)
+// and, while running, the exclusion rules. The rules are replaced in one
+// nftables transaction that leaves the table and its base chains in
+// place, so no queued packet is dropped and no connection's marks change:
+// an encrypted connection stays captured even if it is now excluded.
+func (d *Divert) Apply(p core.Policy) error {
+	if err := checkPolicy(&p); err != nil {
+		return err
+	}
+	p.ExcludePorts = slices.Clone(p.ExcludePorts)
+	p.ExcludeAddrs = slices.Clone(p.ExcludeAddrs)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("tcpinc: Apply after Close")
+	}
+	old := d.policy
+	for i, w := range d.ws {
+		if err := w.eng.SetPolicy(p); err != nil {
+			for _, w := range d.ws[:i] {
+				_ = w.eng.SetPolicy(old) // it was accepted before
+			}
+			return fmt.Errorf("tcpinc: applying the policy: %w", err)
+		}
+	}
+	if d.rules {
+		if err := updateRules(d.nft, d.ruleSpec(&p)); err != nil {
+			for _, w := range d.ws {
+				_ = w.eng.SetPolicy(old)
+			}
+			return fmt.Errorf("tcpinc: updating the exclusion rules (table inet %s): %w", TableName, err)
+		}
+	}
+	d.policy = p
+	d.cfg.Log.Info("tcpinc: policy applied", "enabled", p.Enabled, "exclude_ports", p.ExcludePorts,
+		"exclude_addrs", p.ExcludeAddrs, "resumption", p.Resumption, "aa_mandatory", p.AAMandatory)
+	return nil
+}
+
+// Policy returns the policy in force.
+func (d *Divert) Policy() core.Policy {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.policy
+}
+
 // Conns describes every connection the engines track (none while Run is
 // not running).
 func (d *Divert) Conns() []divert.ConnInfo {
@@ -224,8 +292,26 @@ func (d *Divert) Lookup(local, remote netip.AddrPort) (divert.ConnInfo, bool) {
 	return divert.ConnInfo{}, false
 }
 
-// Counters returns a snapshot.
-func (d *Divert) Counters() Counters {
+// Counters are Snapshot's counters flattened for the control API
+// ("engine_conns_encrypted", "recv_enobufs", "injected_outbound").
+func (d *Divert) Counters() map[string]uint64 {
+	return core.Flatten(d.Snapshot(), CounterIndexName)
+}
+
+// CounterIndexName names the elements of the counter arrays of Counters
+// for core.Flatten.
+func CounterIndexName(path string, i int) string {
+	switch path {
+	case "engine_packets", "injected":
+		return divert.Direction(i).String()
+	case "engine_plain_reasons":
+		return eno.Reason(i).String()
+	}
+	return ""
+}
+
+// Snapshot returns the counters.
+func (d *Divert) Snapshot() Counters {
 	var c Counters
 	for _, w := range d.ws {
 		addCounters(&c.Engine, w.counters())

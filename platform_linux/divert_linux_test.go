@@ -341,3 +341,92 @@ func TestCrash(t *testing.T) {
 	stopBackend(t, ba2, p.a)
 	stopBackend(t, bb, p.b)
 }
+
+// TestApply changes the policy of running backends: an exclusion and
+// then "off" apply to new connections only, while the encrypted
+// connection opened before keeps being encrypted (its packets stay
+// captured, though its port is now excluded).
+func TestApply(t *testing.T) {
+	requireNetns(t)
+	p := newPair(t)
+	wire := startCapture(t, p.a, p.la)
+	ba := startBackend(t, p.a, "1")
+	bb := startBackend(t, p.b, "1")
+	srvAddr := net.JoinHostPort(addrB4, "7005")
+	srv := spawn(t, p.b, "server", srvAddr)
+	srv.expect("LISTENING", 5*time.Second)
+	cli := spawn(t, p.a, "client", srvAddr, "100000", "1000")
+	local, _ := splitDone(cli.expect("DONE", 10*time.Second))
+
+	apply := func(b *child, pol string) {
+		t.Helper()
+		b.send("apply " + pol)
+		if got := b.expect("APPLIED", 5*time.Second); got != "<nil>" {
+			t.Fatalf("Apply(%s): %s", pol, got)
+		}
+	}
+	apply(ba, `{"Enabled":true,"Resumption":true,"ExcludePorts":[7005]}`)
+	if out := mustRun(t, "ip", "netns", "exec", p.a, "nft", "list", "chain", "inet", TableName, chainOut); !strings.Contains(out, "7005") {
+		t.Errorf("the exclusion is not in the rules:\n%s", out)
+	}
+
+	// The old connection: more marker data, still encrypted.
+	before, _ := find(ba.conns(t), local, srvAddr)
+	cli.send("more")
+	cli.expect("WROTE", 5*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, ok := find(ba.conns(t), local, srvAddr)
+		if ok && c.State == "encrypted" && c.BytesOut >= before.BytesOut+64<<10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the encrypted connection did not carry the new data after Apply: before %+v, now %+v (tracked %v)", before, c, ok)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// A new connection to the excluded port: never queued on A, so B
+	// sees a SYN without ENO and leaves it plain.
+	cli2 := spawn(t, p.a, "client", srvAddr, "1000", "1000")
+	local2, _ := splitDone(cli2.expect("DONE", 10*time.Second))
+	if c, ok := find(ba.conns(t), local2, srvAddr); ok {
+		t.Errorf("an excluded connection reached the engine: %+v", c)
+	}
+	if c, ok := find(bb.conns(t), srvAddr, local2); !ok || c.State != "plain" {
+		t.Errorf("server side of the excluded connection: %+v (tracked %v), want plain", c, ok)
+	}
+	cli2.stop(5 * time.Second)
+
+	// Off: a new connection on another port is seen, counted and plain.
+	apply(ba, `{"Enabled":false}`)
+	srv3Addr := net.JoinHostPort(addrB4, "7006")
+	srv3 := spawn(t, p.b, "server", srv3Addr)
+	srv3.expect("LISTENING", 5*time.Second)
+	cli3 := spawn(t, p.a, "client", srv3Addr, "1000", "1000")
+	local3, _ := splitDone(cli3.expect("DONE", 10*time.Second))
+	if c, ok := find(ba.conns(t), local3, srv3Addr); !ok || c.State != "plain" {
+		t.Errorf("connection while off: %+v (tracked %v), want plain", c, ok)
+	}
+	if ctr := ba.counters(t); ctr.Engine.ConnsDisabled != 1 || ctr.Engine.ConnsEncrypted != 1 {
+		t.Errorf("counters: disabled %d encrypted %d, want 1 and 1", ctr.Engine.ConnsDisabled, ctr.Engine.ConnsEncrypted)
+	}
+	if c, ok := find(ba.conns(t), local, srvAddr); !ok || c.State != "encrypted" {
+		t.Errorf("the old connection after turning off: %+v (tracked %v)", c, ok)
+	}
+	cli3.stop(5 * time.Second)
+	srv3.stop(5 * time.Second)
+
+	// An invalid policy is refused and changes nothing.
+	ba.send(`apply {"Enabled":true,"TEPs":[127]}`)
+	if got := ba.expect("APPLIED", 5*time.Second); got == "<nil>" {
+		t.Error("an invalid policy was accepted")
+	}
+	if i := bytes.Index(wire.bytes(t), []byte(pattern(64<<10, 2)[:40])); i >= 0 {
+		t.Errorf("the encrypted connection's data left in clear after Apply (capture offset %d)", i)
+	}
+	cli.stop(5 * time.Second)
+	srv.stop(5 * time.Second)
+	stopBackend(t, ba, p.a)
+	stopBackend(t, bb, p.b)
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/nftables"
 
+	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/divert"
 	"tcpinc.dev/tcpinc/core/packet"
 )
@@ -83,12 +84,12 @@ func flagArgs() []string {
 func helperBackend(args []string) error {
 	q, _ := strconv.Atoi(args[0])
 	n, _ := strconv.Atoi(args[1])
-	cfg := Config{Queue: uint16(q), Queues: n,
+	cfg := Config{Queue: uint16(q), Queues: n, Policy: core.DefaultPolicy(),
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	cfg.StrictConntrack = os.Getenv("TCPINC_TEST_STRICT_CT") == "1"
 	for _, a := range args[2:] {
 		p, _ := strconv.Atoi(a)
-		cfg.ExcludePorts = append(cfg.ExcludePorts, uint16(p))
+		cfg.Policy.ExcludePorts = append(cfg.Policy.ExcludePorts, uint16(p))
 	}
 	d, err := NewDivert(cfg)
 	if err != nil {
@@ -128,12 +129,21 @@ func helperBackend(args []string) error {
 				fmt.Println("BYE")
 				return nil
 			}
+			if js, ok := strings.CutPrefix(cmd, "apply "); ok {
+				var pol core.Policy
+				err := json.Unmarshal([]byte(js), &pol)
+				if err == nil {
+					err = d.Apply(pol)
+				}
+				fmt.Println("APPLIED", err)
+				continue
+			}
 			switch cmd {
 			case "conns":
 				out, _ := json.Marshal(connsJSON(d))
 				fmt.Println("CONNS", string(out))
 			case "counters":
-				out, _ := json.Marshal(d.Counters())
+				out, _ := json.Marshal(d.Snapshot())
 				fmt.Println("COUNTERS", string(out))
 			}
 		}

@@ -14,7 +14,7 @@ import (
 )
 
 // The tests run everything that captures packets inside network
-// namespaces they create (names and links prefixed "tci"), never in the
+// namespaces they create (names and links prefixed "tcip"), never in the
 // host's own namespace: rules installed there would capture the host's
 // traffic. Addresses are 10.231.1.0/24 and fd00:231::/64, inside the
 // namespaces only.
@@ -59,8 +59,8 @@ func newPair(t *testing.T) *pair {
 	n := nsSeq.n
 	nsSeq.Unlock()
 	id := fmt.Sprintf("%d-%d", os.Getpid(), n)
-	p := &pair{a: "tci-a-" + id, b: "tci-b-" + id,
-		la: fmt.Sprintf("tcia%d", os.Getpid()%100000*100+n%100), lb: fmt.Sprintf("tcib%d", os.Getpid()%100000*100+n%100)}
+	p := &pair{a: "tcip-a-" + id, b: "tcip-b-" + id,
+		la: fmt.Sprintf("tcipa%d", os.Getpid()%100000*100+n%100), lb: fmt.Sprintf("tcipb%d", os.Getpid()%100000*100+n%100)}
 	for _, ns := range []string{p.a, p.b} {
 		mustRun(t, "ip", "netns", "add", ns)
 		t.Cleanup(func() { run("ip", "netns", "del", ns) })

@@ -103,6 +103,9 @@ func newWorker(num uint16, cfg *Config, m marks, inj *injector) (*worker, error)
 	if w.eng, err = divert.New(ec); err != nil {
 		return nil, fmt.Errorf("tcpinc: engine: %w", err)
 	}
+	if err := w.eng.SetPolicy(cfg.Policy); err != nil {
+		return nil, fmt.Errorf("tcpinc: policy: %w", err)
+	}
 	w.nf, err = nfqueue.Open(&nfqueue.Config{
 		NfQueue:      num,
 		MaxPacketLen: maxPacket,

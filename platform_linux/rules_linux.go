@@ -53,6 +53,16 @@ type ruleSpec struct {
 
 var table = &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 
+// The base chains of the table and their hooks.
+var baseChains = []struct {
+	name, mark string
+	hook       *nftables.ChainHook
+	out        bool
+}{
+	{chainOut, chainMarkOut, nftables.ChainHookOutput, true},
+	{chainIn, chainMarkIn, nftables.ChainHookInput, false},
+}
+
 // installRules replaces the table, a stale one included, in one batch.
 func installRules(conn *nftables.Conn, s ruleSpec) error {
 	// Adding first makes deleting safe when no table exists; the kernel
@@ -60,14 +70,7 @@ func installRules(conn *nftables.Conn, s ruleSpec) error {
 	conn.AddTable(table)
 	conn.DelTable(table)
 	conn.AddTable(table)
-	for _, h := range []struct {
-		name, mark string
-		hook       *nftables.ChainHook
-		out        bool
-	}{
-		{chainOut, chainMarkOut, nftables.ChainHookOutput, true},
-		{chainIn, chainMarkIn, nftables.ChainHookInput, false},
-	} {
+	for _, h := range baseChains {
 		q := conn.AddChain(&nftables.Chain{Name: h.name, Table: table, Type: nftables.ChainTypeFilter,
 			Hooknum: h.hook, Priority: nftables.ChainPriorityRef(prioQueue)})
 		for _, r := range queueRules(s, h.out) {
@@ -77,6 +80,22 @@ func installRules(conn *nftables.Conn, s ruleSpec) error {
 			Hooknum: h.hook, Priority: nftables.ChainPriorityRef(prioMark)})
 		for _, r := range markRules(s.marks) {
 			conn.AddRule(&nftables.Rule{Table: table, Chain: m, Exprs: r})
+		}
+	}
+	return conn.Flush()
+}
+
+// updateRules replaces the rules of the queue chains (new exclusions) in
+// one batch. The table and its base chains stay: deleting a hooked chain
+// would make the kernel drop every packet waiting in the queues
+// (nfqnl_nf_hook_drop), and the conntrack marks of captured and plain
+// connections live on.
+func updateRules(conn *nftables.Conn, s ruleSpec) error {
+	for _, h := range baseChains {
+		q := &nftables.Chain{Name: h.name, Table: table}
+		conn.FlushChain(q)
+		for _, r := range queueRules(s, h.out) {
+			conn.AddRule(&nftables.Rule{Table: table, Chain: q, Exprs: r})
 		}
 	}
 	return conn.Flush()
@@ -101,6 +120,19 @@ func queueRules(s ruleSpec, out bool) [][]expr.Any {
 	}
 	ret(loadMeta(dev), cmp(expr.CmpOpEq, ne32(1))) // lo is ifindex 1 in every namespace
 	ret(masked(loadMeta(expr.MetaKeyMARK), s.marks.mask, s.marks.inject)...)
+
+	// Captured connections (negotiating or encrypted), before the
+	// exclusions: an exclusion added while such a connection runs must
+	// not let its packets bypass the engine. No bypass, so with no
+	// engine they are dropped, not sent in clear. The packet mark tells
+	// the backend the packet belongs to a captured connection, so one its
+	// engine does not know (a restart) is dropped.
+	rules = append(rules, append(masked(loadCt(expr.CtKeyMARK), s.marks.mask, s.marks.capture),
+		loadMeta(expr.MetaKeyMARK),
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ne32(^s.marks.mask), Xor: ne32(s.marks.capture)},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+		&expr.Counter{}, s.queueExpr(false)))
+
 	for _, p := range s.excludePorts {
 		ret(loadTCP(0, 2), cmp(expr.CmpOpEq, be16(p)))
 		ret(loadTCP(2, 2), cmp(expr.CmpOpEq, be16(p)))
@@ -112,15 +144,8 @@ func queueRules(s ruleSpec, out bool) [][]expr.Any {
 	}
 	ret(masked(loadCt(expr.CtKeyMARK), s.marks.mask, s.marks.plain)...)
 
-	// Captured connections, and packets that carry no connection mark:
-	// no bypass, so with no engine they are dropped, not sent in clear.
-	// The packet mark tells the backend the packet belongs to a captured
-	// connection, so one its engine does not know (a restart) is dropped.
-	rules = append(rules, append(masked(loadCt(expr.CtKeyMARK), s.marks.mask, s.marks.capture),
-		loadMeta(expr.MetaKeyMARK),
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: ne32(^s.marks.mask), Xor: ne32(s.marks.capture)},
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
-		&expr.Counter{}, s.queueExpr(false)))
+	// Packets conntrack cannot place carry no connection mark, so they
+	// could belong to an encrypted connection: no bypass.
 	rules = append(rules, []expr.Any{
 		loadCt(expr.CtKeySTATE),
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,

@@ -12,7 +12,6 @@ import (
 
 	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/divert"
-	"tcpinc.dev/tcpinc/core/eno"
 	"tcpinc.dev/tcpinc/core/tcpcrypt"
 	"tcpinc.dev/tcpinc/platform_linux"
 	"tcpinc.dev/tcpinc/service/control"
@@ -30,12 +29,11 @@ func runDaemon(o runOptions, log *slog.Logger) error {
 	mode := "divert"
 
 	d, err := platform_linux.NewDivert(platform_linux.Config{
-		Queue:        o.queue,
-		Queues:       o.queues,
-		ExcludePorts: o.excludePorts,
-		ExcludeAddrs: o.excludeAddrs,
-		Engine:       divert.Config{Cache: tcpcrypt.NewCache(resumeCacheSize)},
-		Log:          log,
+		Queue:  o.queue,
+		Queues: o.queues,
+		Policy: core.Policy{Enabled: true, Resumption: true, ExcludePorts: o.excludePorts, ExcludeAddrs: o.excludeAddrs},
+		Engine: divert.Config{Cache: tcpcrypt.NewCache(resumeCacheSize)},
+		Log:    log,
 	})
 	if err != nil {
 		return fmt.Errorf("starting divert mode: %w", err)
@@ -99,7 +97,7 @@ func (h *handler) Status() (control.StatusReply, error) {
 		Version:  version.String(),
 		Mode:     h.mode,
 		Running:  h.running.Load(),
-		Counters: core.Flatten(h.d.Counters(), counterIndexName),
+		Counters: h.d.Counters(),
 		Conns:    len(h.d.Conns()),
 	}, nil
 }
@@ -111,15 +109,4 @@ func (h *handler) Conns() ([]control.ConnJSON, error) {
 		out = append(out, control.FromConnInfo(ci))
 	}
 	return out, nil
-}
-
-// counterIndexName names the elements of the counter arrays.
-func counterIndexName(path string, i int) string {
-	switch path {
-	case "engine_packets", "injected":
-		return divert.Direction(i).String()
-	case "engine_plain_reasons":
-		return eno.Reason(i).String()
-	}
-	return ""
 }
