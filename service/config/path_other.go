@@ -1,0 +1,6 @@
+//go:build !linux && !darwin && !windows
+
+package config
+
+// DefaultPath is where tcpincd looks for its configuration file.
+const DefaultPath = "/etc/tcpinc/tcpincd.toml"
