@@ -1,0 +1,254 @@
+package redirect
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"tcpinc.dev/tcpinc/core"
+	"tcpinc.dev/tcpinc/core/eno"
+	"tcpinc.dev/tcpinc/core/packet"
+	"tcpinc.dev/tcpinc/core/tcpcrypt"
+)
+
+var (
+	addrA = netip.MustParseAddrPort("10.0.0.1:40000")
+	addrB = netip.MustParseAddrPort("10.0.0.2:443")
+	t0    = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// linuxSYNOpts is what a Linux SYN carries: MSS, SACK permitted,
+// timestamps, NOP, window scale (20 bytes).
+func linuxSYNOpts() []byte {
+	o := packet.AppendMSS(nil, 1460)
+	o = packet.AppendSACKPermitted(o)
+	o = packet.AppendTimestamps(o, 1, 0)
+	o = packet.AppendNOP(o)
+	return packet.AppendWindowScale(o, 7)
+}
+
+func seg(t testing.TB, src, dst netip.AddrPort, seq, ack uint32, f packet.Flags, opts, payload []byte) []byte {
+	b, err := packet.AppendTCP(make([]byte, 0, 256), packet.Segment{Src: src, Dst: dst, Seq: seq, Ack: ack, Flags: f, Window: 65535, Options: opts, Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newHook(t testing.TB, cache *tcpcrypt.Cache) *Hook {
+	h, err := NewHook(HookConfig{Policy: core.DefaultPolicy(), Cache: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// through runs a packet out of one hook and into the other, as the
+// network between two hosts would.
+func through(t testing.TB, from, to *Hook, b []byte) ([]byte, Verdict, Verdict) {
+	t.Helper()
+	var vOut Verdict
+	if from != nil {
+		b, vOut = from.Process(b, Outbound, t0)
+	}
+	if vOut.Action == Drop {
+		t.Fatal("sender's hook dropped the segment")
+	}
+	b = append(make([]byte, 0, len(b)+64), b...)
+	var vIn Verdict
+	if to != nil {
+		b, vIn = to.Process(b, Inbound, t0)
+	}
+	if q, err := packet.Parse(b); err != nil || !q.VerifyTCPChecksum() {
+		t.Fatalf("hook emitted a broken packet: %v", err)
+	}
+	return b, vOut, vIn
+}
+
+// handshake runs SYN, SYN-ACK, ACK and B's first data segment between an
+// active host with hook ha (nil: a host without tcpinc) and a passive one
+// with hook hb, at wire addresses a and b.
+func handshake(t testing.TB, ha, hb *Hook, a, b netip.AddrPort) {
+	t.Helper()
+	const isnA, isnB = 1000, 9000
+	syn, _, _ := through(t, ha, hb, seg(t, a, b, isnA, 0, packet.SYN, linuxSYNOpts(), nil))
+	_ = syn
+	synAck, _, _ := through(t, hb, ha, seg(t, b, a, isnB, isnA+1, packet.SYN|packet.ACK, linuxSYNOpts(), nil))
+	_ = synAck
+	through(t, ha, hb, seg(t, a, b, isnA+1, isnB+1, packet.ACK, nil, nil))
+	through(t, ha, hb, seg(t, a, b, isnA+1, isnB+1, packet.ACK|packet.PSH, nil, []byte("init1")))
+	through(t, hb, ha, seg(t, b, a, isnB+1, isnA+6, packet.ACK|packet.PSH, nil, []byte("init2")))
+}
+
+func outcome(t testing.TB, h *Hook, local, remote netip.AddrPort) Outcome {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	o, err := h.Wait(ctx, local, remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func TestHookEnabled(t *testing.T) {
+	ha, hb := newHook(t, nil), newHook(t, nil)
+	const isnA, isnB = 1000, 9000
+	syn, v, _ := through(t, ha, hb, seg(t, addrA, addrB, isnA, 0, packet.SYN, linuxSYNOpts(), nil))
+	pk, _ := packet.Parse(syn)
+	o, _ := eno.ScanOptions(pk.TCP().Options())
+	if o.ENO == nil || v.Action != Modified || v.Done {
+		t.Fatalf("SYN: ENO %x, verdict %+v", o.ENO, v)
+	}
+	synAck, _, _ := through(t, hb, ha, seg(t, addrB, addrA, isnB, isnA+1, packet.SYN|packet.ACK, linuxSYNOpts(), nil))
+	pk, _ = packet.Parse(synAck)
+	o, _ = eno.ScanOptions(pk.TCP().Options())
+	if len(o.ENO) < 3 || o.ENO[2]&eno.GlobalB == 0 {
+		t.Fatalf("SYN-ACK ENO option %x: want b = 1", o.ENO)
+	}
+	ack, vA, vB := through(t, ha, hb, seg(t, addrA, addrB, isnA+1, isnB+1, packet.ACK, nil, nil))
+	pk, _ = packet.Parse(ack)
+	o, _ = eno.ScanOptions(pk.TCP().Options())
+	if !bytes.Equal(o.ENO, []byte{69, 2}) {
+		t.Fatalf("first ACK ENO option %x, want 45 02", o.ENO)
+	}
+	if vA.Done || !vB.Done {
+		t.Fatalf("after the ACK: active done %v (want false), passive done %v (want true)", vA.Done, vB.Done)
+	}
+	// A keeps sending 45 02 until B's first non-SYN segment.
+	data, vA, _ := through(t, ha, hb, seg(t, addrA, addrB, isnA+1, isnB+1, packet.ACK|packet.PSH, nil, []byte("x")))
+	pk, _ = packet.Parse(data)
+	if o, _ = eno.ScanOptions(pk.TCP().Options()); o.ENO == nil || vA.Done {
+		t.Fatal("A's data before B's first segment lacks ENO")
+	}
+	_, _, vIn := through(t, hb, ha, seg(t, addrB, addrA, isnB+1, isnA+2, packet.ACK, nil, nil))
+	if !vIn.Done {
+		t.Fatal("active side not done after the peer's first non-SYN segment")
+	}
+	oa, ob := outcome(t, ha, addrA, addrB), outcome(t, hb, addrB, addrA)
+	if !oa.Enabled || !ob.Enabled {
+		t.Fatalf("outcomes %+v %+v", oa, ob)
+	}
+	if oa.Result.Role() != eno.RoleA || ob.Result.Role() != eno.RoleB || oa.Result.TEP() != eno.TEPTcpcryptCurve25519 {
+		t.Fatalf("roles %v %v, TEP %v", oa.Result.Role(), ob.Result.Role(), oa.Result.TEP())
+	}
+	if !bytes.Equal(oa.Result.Transcript(), ob.Result.Transcript()) {
+		t.Fatal("transcripts differ")
+	}
+	if ha.Len() != 0 || hb.Len() != 0 {
+		t.Fatalf("table not empty after outcomes taken and handshakes done: %d %d", ha.Len(), hb.Len())
+	}
+	// Taken once: a second Wait finds no entry, so a plain MidStream.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if o2, err := ha.Wait(ctx, addrA, addrB); err != nil || o2.Enabled || o2.Reason != eno.MidStream {
+		t.Fatalf("second Wait: %+v %v", o2, err)
+	}
+}
+
+func TestHookPeerWithoutENO(t *testing.T) {
+	ha := newHook(t, nil)
+	handshake(t, ha, nil, addrA, addrB)
+	o := outcome(t, ha, addrA, addrB)
+	if o.Enabled || o.Reason != eno.NoENOInSYNACK {
+		t.Fatalf("outcome %+v, want plain NoENOInSYNACK", o)
+	}
+	// Passive side, peer without tcpinc.
+	hb := newHook(t, nil)
+	handshake(t, nil, hb, addrA, addrB)
+	if o := outcome(t, hb, addrB, addrA); o.Enabled || o.Reason != eno.NoENOInSYN {
+		t.Fatalf("outcome %+v, want plain NoENOInSYN", o)
+	}
+	if c := hb.Counters(); c.Plain != 1 || c.PlainReasons[eno.NoENOInSYN] != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestHookPolicy(t *testing.T) {
+	h, err := NewHook(HookConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, v := h.Process(seg(t, addrA, addrB, 1, 0, packet.SYN, linuxSYNOpts(), nil), Outbound, t0)
+	if v.Action != Pass || !v.Done || h.Counters().Policy != 1 {
+		t.Fatalf("disabled policy: verdict %+v", v)
+	}
+	pk, _ := packet.Parse(b)
+	if o, _ := eno.ScanOptions(pk.TCP().Options()); o.ENO != nil {
+		t.Fatal("ENO added with the policy off")
+	}
+	p := core.DefaultPolicy()
+	p.ExcludePorts = []uint16{443}
+	h.SetPolicy(p)
+	if _, v = h.Process(seg(t, addrA, addrB, 1, 0, packet.SYN, linuxSYNOpts(), nil), Outbound, t0); v.Action != Pass || h.Counters().Policy != 2 {
+		t.Fatal("excluded port negotiated")
+	}
+}
+
+func TestHookTableFullAndExpiry(t *testing.T) {
+	h, err := NewHook(HookConfig{Policy: core.DefaultPolicy(), MaxEntries: 1, Expiry: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Process(seg(t, addrA, addrB, 1, 0, packet.SYN, linuxSYNOpts(), nil), Outbound, t0)
+	other := netip.MustParseAddrPort("10.0.0.1:40001")
+	if _, v := h.Process(seg(t, other, addrB, 1, 0, packet.SYN, linuxSYNOpts(), nil), Outbound, t0); v.Action != Pass || h.Counters().TableFull != 1 {
+		t.Fatalf("table full: %+v", v)
+	}
+	h.Sweep(t0.Add(2 * time.Minute))
+	if h.Len() != 0 || h.Counters().Expired != 1 {
+		t.Fatal("entry did not expire")
+	}
+	// An expired, undecided leg: Wait finds nothing, so plain.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if o, err := h.Wait(ctx, addrA, addrB); err != nil || o.Enabled {
+		t.Fatalf("Wait after expiry: %+v %v", o, err)
+	}
+}
+
+func TestHookUndecided(t *testing.T) {
+	h := newHook(t, nil)
+	h.Process(seg(t, addrA, addrB, 1, 0, packet.SYN, linuxSYNOpts(), nil), Outbound, t0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if _, err := h.Wait(ctx, addrA, addrB); err == nil {
+		t.Fatal("Wait on a leg whose SYN-ACK never came succeeded")
+	}
+}
+
+func TestHookOutOfWindowAndBadChecksum(t *testing.T) {
+	ha := newHook(t, nil)
+	ha.Process(seg(t, addrA, addrB, 1000, 0, packet.SYN, linuxSYNOpts(), nil), Outbound, t0)
+	// A forged SYN-ACK without ENO acking the wrong ISN must not decide.
+	ha.Process(seg(t, addrB, addrA, 5, 77, packet.SYN|packet.ACK, linuxSYNOpts(), nil), Inbound, t0)
+	bad := seg(t, addrB, addrA, 5, 1001, packet.SYN|packet.ACK, linuxSYNOpts(), nil)
+	bad[len(bad)-1] ^= 0xff // options byte: checksum now wrong
+	ha.Process(bad, Inbound, t0)
+	c := ha.Counters()
+	if c.OutOfWindow != 1 || c.BadChecksum != 1 || c.Plain != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+// TestHookWaitBlocks: Wait called before the outcome exists returns it
+// when it comes.
+func TestHookWaitBlocks(t *testing.T) {
+	ha, hb := newHook(t, nil), newHook(t, nil)
+	got := make(chan Outcome, 1)
+	go func() { got <- outcome(t, hb, addrB, addrA) }()
+	time.Sleep(10 * time.Millisecond)
+	handshake(t, ha, hb, addrA, addrB)
+	select {
+	case o := <-got:
+		if !o.Enabled {
+			t.Fatalf("outcome %+v", o)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Wait did not return")
+	}
+}
+
+func defaultPolicyResume() core.Policy { return core.DefaultPolicy() }

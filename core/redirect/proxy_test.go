@@ -1,0 +1,396 @@
+package redirect
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"tcpinc.dev/tcpinc/core/tcpcrypt"
+)
+
+// tcpPair returns two ends of a loopback TCP connection.
+func tcpPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			acc <- nil
+			return
+		}
+		acc <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-acc
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a.(*net.TCPConn), b.(*net.TCPConn)
+}
+
+type side struct {
+	hook  *Hook
+	proxy *Proxy
+	cache *tcpcrypt.Cache
+}
+
+func newSide(t testing.TB, resume bool) side {
+	var cache *tcpcrypt.Cache
+	if resume {
+		cache = tcpcrypt.NewCache(16)
+	}
+	h := newHook(t, cache)
+	p, err := NewProxy(Config{Hook: h, Cache: cache, Dialer: loopDialer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return side{h, p, cache}
+}
+
+// conn is one proxied connection between two sides, the applications'
+// ends exposed.
+type conn struct {
+	client, server net.Conn // the applications' sockets
+	errA, errB     chan error
+}
+
+// connect builds app ⇄ proxy A ⇄ wire ⇄ proxy B ⇄ app, with the ENO
+// handshake run through both hooks at the wire addresses addrA/addrB. A
+// nil b is a peer without tcpinc: the wire ends at the server. relay,
+// if set, sits on the wire.
+func connect(t testing.TB, a side, b *side, relay func(dst, src net.Conn)) *conn {
+	t.Helper()
+	var hb *Hook
+	if b != nil {
+		hb = b.hook
+	}
+	handshake(t, a.hook, hb, addrA, addrB)
+	oa := outcome(t, a.hook, addrA, addrB)
+	client, localA := tcpPair(t)
+	wireA, wireB := tcpPair(t)
+	if relay != nil {
+		r1, r2 := tcpPair(t)
+		go relay(r1, wireB)
+		go relay(wireB, r1)
+		wireB = r2
+	}
+	c := &conn{client: client, errA: make(chan error, 1), errB: make(chan error, 1)}
+	ctx := context.Background()
+	go func() { c.errA <- a.proxy.Join(ctx, localA, wireA, oa, Flow{Dir: Outbound, Src: addrA, Dst: addrB}) }()
+	if b == nil {
+		c.server = wireB
+		c.errB <- nil
+		return c
+	}
+	ob := outcome(t, b.hook, addrB, addrA)
+	localB, server := tcpPair(t)
+	c.server = server
+	go func() { c.errB <- b.proxy.Join(ctx, localB, wireB, ob, Flow{Dir: Inbound, Src: addrA, Dst: addrB}) }()
+	return c
+}
+
+func (c *conn) wait(t testing.TB) (errA, errB error) {
+	t.Helper()
+	for i, ch := range []chan error{c.errA, c.errB} {
+		select {
+		case err := <-ch:
+			if i == 0 {
+				errA = err
+			} else {
+				errB = err
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("proxy did not finish")
+		}
+	}
+	return
+}
+
+func pattern(n int, seed byte) []byte {
+	b := make([]byte, n)
+	x := uint32(seed) + 1
+	for i := range b {
+		x = x*1664525 + 1013904223
+		b[i] = byte(x >> 24)
+	}
+	return b
+}
+
+// exchange sends up from client to server and down back, each followed
+// by a half-close, and checks both arrive byte for byte.
+func exchange(t testing.TB, c *conn, up, down []byte) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var gotUp, gotDown []byte
+	var errUp, errDown error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		gotUp, errUp = io.ReadAll(c.server)
+		if errUp == nil {
+			_, errUp = c.server.Write(down)
+			c.server.(*net.TCPConn).CloseWrite()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if _, err := c.client.Write(up); err != nil {
+			errDown = err
+			return
+		}
+		c.client.(*net.TCPConn).CloseWrite() // half-close: the reply must still come
+		gotDown, errDown = io.ReadAll(c.client)
+	}()
+	wg.Wait()
+	if errUp != nil || errDown != nil {
+		t.Fatalf("exchange: %v / %v", errUp, errDown)
+	}
+	if !bytes.Equal(gotUp, up) || !bytes.Equal(gotDown, down) {
+		t.Fatalf("data differs: up %d/%d bytes, down %d/%d", len(gotUp), len(up), len(gotDown), len(down))
+	}
+}
+
+func TestProxyEncrypted(t *testing.T) {
+	a, b := newSide(t, false), newSide(t, false)
+	c := connect(t, a, &b, nil)
+	exchange(t, c, pattern(3<<20, 1), pattern(1<<20, 2))
+	if errA, errB := c.wait(t); errA != nil || errB != nil {
+		t.Fatalf("proxies: %v / %v", errA, errB)
+	}
+	ca, cb := a.proxy.Counters(), b.proxy.Counters()
+	if ca.Encrypted != 1 || cb.Encrypted != 1 || ca.BytesOut != 3<<20 || cb.BytesIn != 3<<20 || ca.BytesIn != 1<<20 {
+		t.Fatalf("counters %+v / %+v", ca, cb)
+	}
+	if len(a.proxy.Conns()) != 0 {
+		t.Fatal("connection still listed after it ended")
+	}
+}
+
+func TestProxySessionIDs(t *testing.T) {
+	a, b := newSide(t, false), newSide(t, false)
+	c := connect(t, a, &b, nil)
+	c.client.Write([]byte("hello"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c.server, buf); err != nil {
+		t.Fatal(err)
+	}
+	ia, ok1 := a.proxy.Lookup(addrA, addrB)
+	ib, ok2 := b.proxy.Lookup(addrB, addrA)
+	if !ok1 || !ok2 || ia.State != "encrypted" || len(ia.SessionID) != tcpcrypt.SessionIDLen || !bytes.Equal(ia.SessionID, ib.SessionID) || ia.Role == ib.Role {
+		t.Fatalf("infos %+v / %+v", ia, ib)
+	}
+	c.client.Close()
+	c.server.Close()
+	c.wait(t)
+}
+
+func TestProxyPlainPeer(t *testing.T) {
+	a := newSide(t, false)
+	c := connect(t, a, nil, nil)
+	exchange(t, c, pattern(1<<20, 3), pattern(1000, 4))
+	if errA, _ := c.wait(t); errA != nil {
+		t.Fatal(errA)
+	}
+	if ctr := a.proxy.Counters(); ctr.Plain != 1 || ctr.Encrypted != 0 || ctr.BytesOut != 1<<20 {
+		t.Fatalf("counters %+v", ctr)
+	}
+}
+
+func TestProxyResumption(t *testing.T) {
+	a, b := newSide(t, true), newSide(t, true)
+	for i := range 3 {
+		c := connect(t, a, &b, nil)
+		exchange(t, c, pattern(10000, byte(i)), pattern(20000, byte(i+1)))
+		if errA, errB := c.wait(t); errA != nil || errB != nil {
+			t.Fatalf("connection %d: %v / %v", i, errA, errB)
+		}
+	}
+	ca, cb := a.proxy.Counters(), b.proxy.Counters()
+	if ca.Resumed != 2 || cb.Resumed != 2 || ca.Encrypted != 3 {
+		t.Fatalf("resumed %d / %d of %d", ca.Resumed, cb.Resumed, ca.Encrypted)
+	}
+}
+
+// flipAfter is a wire relay that flips one bit of the byte at offset n.
+func flipAfter(n int) func(dst, src net.Conn) {
+	var once sync.Once
+	return func(dst, src net.Conn) {
+		buf := make([]byte, 4096)
+		off := 0
+		for {
+			k, err := src.Read(buf)
+			if k > 0 {
+				if off <= n && n < off+k {
+					once.Do(func() { buf[n-off] ^= 0x40 })
+				}
+				off += k
+				if _, err := dst.Write(buf[:k]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				if err == io.EOF {
+					dst.(*net.TCPConn).CloseWrite()
+				} else {
+					dst.Close()
+				}
+				return
+			}
+		}
+	}
+}
+
+func TestProxyTamper(t *testing.T) {
+	a, b := newSide(t, false), newSide(t, false)
+	c := connect(t, a, &b, flipAfter(5000))
+	go c.client.Write(pattern(100000, 5))
+	got, err := io.ReadAll(c.server)
+	if err == nil || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("server read after tampering: %d bytes, err %v; want a reset", len(got), err)
+	}
+	if !bytes.Equal(got, pattern(100000, 5)[:len(got)]) {
+		t.Fatal("tampered bytes reached the application")
+	}
+	c.wait(t)
+	if b.proxy.Counters().Integrity+a.proxy.Counters().Integrity == 0 {
+		t.Fatal("no integrity failure counted")
+	}
+}
+
+// TestProxyResetPropagates: an application's reset reaches the other
+// application as a reset, not an EOF.
+func TestProxyResetPropagates(t *testing.T) {
+	a, b := newSide(t, false), newSide(t, false)
+	c := connect(t, a, &b, nil)
+	c.client.Write([]byte("x"))
+	io.ReadFull(c.server, make([]byte, 1))
+	resetConn(c.client)
+	c.server.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.ReadAll(c.server)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("server saw %v, want a reset", err)
+	}
+	c.wait(t)
+}
+
+// TestProxyTruncated: a wire leg that ends without FINp resets the
+// application rather than giving it a clean EOF.
+func TestProxyTruncated(t *testing.T) {
+	a, b := newSide(t, false), newSide(t, false)
+	cut := func(dst, src net.Conn) {
+		io.CopyN(dst, src, 2000)
+		dst.(*net.TCPConn).CloseWrite() // a clean TCP FIN, but no FINp
+		io.Copy(io.Discard, src)
+	}
+	c := connect(t, a, &b, cut)
+	go c.client.Write(pattern(100000, 6))
+	_, err := io.ReadAll(c.server)
+	if err == nil {
+		t.Fatal("truncated stream ended cleanly at the application")
+	}
+	c.wait(t)
+}
+
+type loopDialer struct{}
+
+func (loopDialer) DialContext(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", dst.String())
+}
+
+type failDialer struct{ err error }
+
+func (f failDialer) DialContext(context.Context, netip.AddrPort) (net.Conn, error) { return nil, f.err }
+
+func TestPrepareRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := addrPort(ln.Addr())
+	ln.Close() // now refused
+	s := newSide(t, false)
+	d, err := s.proxy.Prepare(context.Background(), Flow{Dir: Outbound, Src: addrA, Dst: dst})
+	if d != Refused || err == nil {
+		t.Fatalf("decision %v, %v; want refused", d, err)
+	}
+	p, _ := NewProxy(Config{Hook: s.hook, Dialer: failDialer{&net.OpError{Op: "dial", Err: syscall.EHOSTUNREACH}}})
+	if d, _ := p.Prepare(context.Background(), Flow{Dir: Outbound, Src: addrA, Dst: dst}); d != Unreachable {
+		t.Fatalf("decision %v, want unreachable", d)
+	}
+	if c := p.Counters(); c.Unreachable != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+// TestPrepareServe: a prepared outbound leg is paired with the
+// redirected connection; the hook never saw the leg's SYN (loopback), so
+// it is spliced plain.
+func TestPrepareServe(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		io.Copy(c, c) // echo
+		c.Close()
+	}()
+	s := newSide(t, false)
+	s.proxy.cfg.OutcomeTimeout = 50 * time.Millisecond
+	f := Flow{Dir: Outbound, Src: addrA, Dst: addrPort(ln.Addr())}
+	if d, err := s.proxy.Prepare(context.Background(), f); d != Redirect || err != nil {
+		t.Fatalf("decision %v, %v", d, err)
+	}
+	app, redirected := tcpPair(t)
+	done := make(chan error, 1)
+	go func() { done <- s.proxy.Serve(context.Background(), redirected, f) }()
+	msg := pattern(100000, 7)
+	go func() { app.Write(msg); app.CloseWrite() }()
+	got, err := io.ReadAll(app)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: %d bytes, %v", len(got), err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c := s.proxy.Counters(); c.Plain != 1 || c.Unpaired != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestCloseAll(t *testing.T) {
+	a, b := newSide(t, false), newSide(t, false)
+	c := connect(t, a, &b, nil)
+	c.client.Write([]byte("x"))
+	io.ReadFull(c.server, make([]byte, 1))
+	a.proxy.CloseAll()
+	_, err := io.ReadAll(c.client)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client saw %v after CloseAll, want a reset", err)
+	}
+	c.wait(t)
+	if _, err := a.proxy.Prepare(context.Background(), Flow{Dir: Outbound, Src: addrA, Dst: addrB}); err == nil {
+		t.Fatal("Prepare after CloseAll succeeded")
+	}
+}

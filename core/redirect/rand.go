@@ -1,0 +1,5 @@
+package redirect
+
+import "crypto/rand"
+
+var cryptoRand = rand.Reader
