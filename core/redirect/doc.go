@@ -39,10 +39,11 @@
 // backend when the hook needs no more packets of a connection, so that
 // plain connections and the encrypted data stream never pass through it.
 //
-// If the hook never saw a wire leg's SYN, no ENO option was sent on it,
-// so ENO is certainly off: Wait reports such a leg as plain
-// (eno.MidStream). A leg whose handshake the hook saw but could not
-// decide is aborted rather than guessed.
+// Only wire legs go through the hook. If the hook has no entry for a
+// wire leg once its SYN has passed (policy, table full), no ENO option
+// was sent on it, so ENO is certainly off: Wait reports such a leg as
+// plain (eno.MidStream) at once. A leg whose handshake the hook saw but
+// could not decide in time is reset rather than guessed.
 //
 // # Refusal (Prepare, then Serve)
 //

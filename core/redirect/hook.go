@@ -238,8 +238,11 @@ func (h *Hook) Len() int {
 	return len(h.conns)
 }
 
-// Process runs the hook on one captured packet of a wire leg's handshake
-// and returns the packet to let through (buf itself, possibly changed and
+// Process runs the hook on one captured packet of a wire leg's handshake.
+// Give it only wire legs: the proxy's own connections to original
+// destinations, and peers' connections that are being redirected to the
+// proxy; an application's SYN that is about to be redirected is not one.
+// Process returns the packet to let through (buf itself, possibly changed and
 // grown within its capacity: give it room for 40 more bytes) and the
 // verdict. dir says whether this host sends it or received it. Packets
 // of connections the hook does not track pass unchanged.
@@ -536,17 +539,22 @@ func (c *hookConn) choose(offer eno.Suboption, _ int) (eno.Suboption, bool) {
 var ErrUndecided = errors.New("redirect: TCP-ENO outcome of the connection not known")
 
 // Wait returns the outcome of the wire leg (local, remote) and hands it
-// over: a second Wait for the same leg does not find it. If the hook
-// never saw the leg's SYN before ctx ends, ENO cannot have been
-// negotiated on it and Wait returns a plain outcome (eno.MidStream). If
-// it saw the SYN but the handshake is undecided when ctx ends, Wait
-// returns ErrUndecided.
+// over: a second Wait for the same leg does not find it. Call it once the
+// leg's SYN has passed the hook (after connect returns, or after accept):
+// if the hook has no entry for the leg then, it never added ENO to it, so
+// ENO cannot be on and Wait returns a plain outcome (eno.MidStream). If
+// the leg's handshake is still undecided, Wait waits; when ctx ends first
+// it returns ErrUndecided.
 func (h *Hook) Wait(ctx context.Context, local, remote netip.AddrPort) (Outcome, error) {
 	key := tuple{local, remote}
 	for {
 		h.mu.Lock()
 		c := h.conns[key]
-		if c != nil && c.decided && !c.taken {
+		if c == nil || c.taken {
+			h.mu.Unlock()
+			return PlainOutcome(local, remote, eno.MidStream), nil
+		}
+		if c.decided {
 			o := c.outcome
 			c.outcome.Resume = nil
 			c.taken = true
@@ -556,16 +564,12 @@ func (h *Hook) Wait(ctx context.Context, local, remote netip.AddrPort) (Outcome,
 			h.mu.Unlock()
 			return o, nil
 		}
-		seen := c != nil && !c.taken
 		ch := h.notify
 		h.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			if seen {
-				return Outcome{}, fmt.Errorf("%w (%v → %v): %w", ErrUndecided, local, remote, ctx.Err())
-			}
-			return PlainOutcome(local, remote, eno.MidStream), nil
+			return Outcome{}, fmt.Errorf("%w (%v → %v): %w", ErrUndecided, local, remote, ctx.Err())
 		}
 	}
 }

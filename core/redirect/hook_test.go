@@ -233,14 +233,17 @@ func TestHookOutOfWindowAndBadChecksum(t *testing.T) {
 	}
 }
 
-// TestHookWaitBlocks: Wait called before the outcome exists returns it
-// when it comes.
+// TestHookWaitBlocks: Wait called while the handshake runs returns the
+// outcome when it comes.
 func TestHookWaitBlocks(t *testing.T) {
 	ha, hb := newHook(t, nil), newHook(t, nil)
+	const isnA, isnB = 1000, 9000
+	through(t, ha, hb, seg(t, addrA, addrB, isnA, 0, packet.SYN, linuxSYNOpts(), nil))
 	got := make(chan Outcome, 1)
 	go func() { got <- outcome(t, hb, addrB, addrA) }()
 	time.Sleep(10 * time.Millisecond)
-	handshake(t, ha, hb, addrA, addrB)
+	through(t, hb, ha, seg(t, addrB, addrA, isnB, isnA+1, packet.SYN|packet.ACK, linuxSYNOpts(), nil))
+	through(t, ha, hb, seg(t, addrA, addrB, isnA+1, isnB+1, packet.ACK, nil, nil))
 	select {
 	case o := <-got:
 		if !o.Enabled {

@@ -215,6 +215,11 @@ func (p *Proxy) Prepare(ctx context.Context, f Flow) (Decision, error) {
 	}
 	leg, o, err := p.dial(ctx, f)
 	if err != nil {
+		if f.Dir == Inbound {
+			// The peer's SYN will not reach the proxy: its hook entry
+			// (it read the SYN's ENO) is of no use.
+			p.cfg.Hook.Forget(f.Dst, f.Src)
+		}
 		d := classify(err)
 		if d == Refused {
 			p.ctr.refused.Add(1)
@@ -244,6 +249,9 @@ func (p *Proxy) Prepare(ctx context.Context, f Flow) (Decision, error) {
 		if p.pending[f] == pl {
 			p.ctr.pendingExpired.Add(1)
 			p.dropPendingLocked(f, pl)
+			if f.Dir == Inbound {
+				p.cfg.Hook.Forget(f.Dst, f.Src)
+			}
 		}
 	})
 	p.mu.Unlock()
