@@ -159,6 +159,8 @@ func TestFuzzSeeds(t *testing.T) {
 	writeSeed(t, "FuzzBPFRecords", "two-records", two)
 	writeSeed(t, "FuzzBPFRecords", "cut", two[:len(two)-7])
 	writeSeed(t, "FuzzBPFRecords", "snapped", bpfRecord(nil, synack[:40], len(synack), 18))
+	writeSeed(t, "FuzzParsePlist", "nested", []byte("<plist><dict><key>A</key><array><string>x</string><integer>-3</integer><false/></array></dict></plist>"))
+	writeSeed(t, "FuzzParsePlist", "unclosed", []byte("<plist><dict><key>A</key><true/>"))
 }
 
 func writeSeed(t *testing.T, fuzz, name string, b []byte) {
