@@ -245,4 +245,3 @@ func FuzzParsePlist(f *testing.F) {
 		_, _ = parsePlist(b)
 	})
 }
-
