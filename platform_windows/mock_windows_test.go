@@ -2,8 +2,6 @@ package platform_windows
 
 import (
 	"os"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"unsafe"
 
@@ -84,10 +82,10 @@ func (m *mock) take(h windows.Handle, timeoutMs uint32) ([]byte, Address) {
 	return buf[:int32(r)], a
 }
 
-func (m *mock) openError(code uint32)      { m.setOpenError.Call(uintptr(code)) }
-func (m *mock) version(major, minor int)   { m.setVersion.Call(uintptr(major), uintptr(minor)) }
-func (m *mock) failLength(n int)           { m.failSendLength.Call(uintptr(n)) }
-func (m *mock) asyncSend(on bool)          { m.setAsyncSend.Call(uintptr(b2i(on))) }
+func (m *mock) openError(code uint32)    { m.setOpenError.Call(uintptr(code)) }
+func (m *mock) version(major, minor int) { m.setVersion.Call(uintptr(major), uintptr(minor)) }
+func (m *mock) failLength(n int)         { m.failSendLength.Call(uintptr(n)) }
+func (m *mock) asyncSend(on bool)        { m.setAsyncSend.Call(uintptr(b2i(on))) }
 func (m *mock) pendingRecv(h windows.Handle) int {
 	r, _, _ := m.pending.Call(uintptr(h))
 	return int(int32(r))
@@ -128,6 +126,3 @@ func sysDir(t testing.TB) string {
 	}
 	return d
 }
-
-var _ = filepath.Join
-var _ = syscall.Errno(0)
