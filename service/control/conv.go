@@ -3,14 +3,15 @@ package control
 import (
 	"encoding/hex"
 
-	"tcpinc.dev/tcpinc/core/divert"
+	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/eno"
 )
 
-// FromConnInfo converts an engine's connection description. TEP and
+// FromConnInfo converts a backend's connection description. TEP and
 // AEAD names are given only once they were negotiated.
-func FromConnInfo(ci divert.ConnInfo) ConnJSON {
+func FromConnInfo(ci core.ConnInfo) ConnJSON {
 	c := ConnJSON{
+		Mode:      string(ci.Mode),
 		Local:     ci.Local.String(),
 		Remote:    ci.Remote.String(),
 		State:     ci.State,

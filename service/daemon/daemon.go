@@ -1,0 +1,351 @@
+// Package daemon is tcpincd's main loop, independent of the platform: it
+// owns the configuration, drives one capture backend (core.Backend)
+// built by the platform code, serves the control socket and the optional
+// metrics endpoint, and applies 'tcpinc up/down/reload' to the backend
+// without touching encrypted connections.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"tcpinc.dev/tcpinc/core"
+	"tcpinc.dev/tcpinc/service/config"
+	"tcpinc.dev/tcpinc/service/control"
+	"tcpinc.dev/tcpinc/service/version"
+)
+
+// NewBackendFunc builds the platform's capture backend for cfg; its
+// initial policy is policy.
+type NewBackendFunc func(cfg *config.Config, policy core.Policy, log *slog.Logger) (core.Backend, error)
+
+// Options configure a Daemon.
+type Options struct {
+	// ConfigPath is the file Reload reads again; "" is the default path
+	// (whose absence means the defaults).
+	ConfigPath string
+	// Config is the configuration loaded at start, Found whether it came
+	// from a file.
+	Config config.Config
+	Found  bool
+	// NewBackend builds the capture backend.
+	NewBackend NewBackendFunc
+	// Log receives the daemon's logs. Level, if set, is the level of
+	// Log's handler: Reload changes it when log.level changes.
+	Log   *slog.Logger
+	Level *slog.LevelVar
+}
+
+// Daemon is a running tcpincd.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex // guards cfg, enabled, found
+	cfg     config.Config
+	found   bool
+	enabled bool // effective Enabled: the config's, or tcpinc up/down
+
+	backend atomic.Pointer[backendBox]
+	running atomic.Bool
+	since   atomic.Int64 // unix nanoseconds when capture started
+
+	reloads, reloadErrors, toggles, metricsScrapes atomic.Uint64
+}
+
+type backendBox struct{ b core.Backend }
+
+// New checks opts and returns a daemon that is not running yet.
+func New(opts Options) (*Daemon, error) {
+	if opts.NewBackend == nil {
+		return nil, errors.New("daemon: no backend constructor")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{opts: opts, log: opts.Log, cfg: opts.Config, found: opts.Found, enabled: opts.Config.Enabled}
+	return d, nil
+}
+
+// policyLocked is the policy for the current configuration and toggle.
+func (d *Daemon) policyLocked() core.Policy {
+	p := d.cfg.Policy()
+	p.Enabled = d.enabled
+	return p
+}
+
+// Run listens on the control socket, starts the backend and captures
+// until ctx ends or the backend fails. On return the backend is closed
+// (encrypted connections are reset, rules removed) and the socket gone.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.mu.Lock()
+	cfg := d.cfg
+	policy := d.policyLocked()
+	d.mu.Unlock()
+
+	// The control socket first: if another tcpincd runs, fail before
+	// touching the packet filter.
+	ln, err := control.Listen(cfg.Control.Socket, control.Access{AdminGroup: cfg.Control.Group, Private: cfg.Control.Private})
+	if err != nil {
+		return err
+	}
+	ln.Log = d.log
+	var mln net.Listener
+	if cfg.MetricsListen != "" {
+		mln, err = net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics endpoint %s: %w (change or clear metrics.listen)", cfg.MetricsListen, err)
+		}
+	}
+
+	b, err := d.opts.NewBackend(&cfg, policy, d.log)
+	if err != nil {
+		ln.Close()
+		if mln != nil {
+			mln.Close()
+		}
+		return fmt.Errorf("starting the %s capture backend: %w", cfg.Mode, err)
+	}
+	d.backend.Store(&backendBox{b})
+
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	defer stopSrv()
+
+	var wg sync.WaitGroup
+	var srvErr error
+	wg.Go(func() {
+		if err := control.Serve(srvCtx, ln, d); err != nil {
+			d.log.Error("control socket failed; stopping", "err", err)
+			srvErr = err
+			cancelRun()
+		}
+	})
+	var hs *http.Server
+	if mln != nil {
+		hs = &http.Server{Handler: d.metricsMux(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() {
+			if err := hs.Serve(mln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("metrics endpoint failed", "err", err)
+			}
+		})
+	}
+
+	d.log.Info("tcpincd starting", "version", version.String(), "mode", b.Mode(), "enabled", policy.Enabled,
+		"control", cfg.Control.Socket, "config", d.configName(), "metrics", cfg.MetricsListen)
+	d.since.Store(time.Now().UnixNano())
+	d.running.Store(true)
+	runErr := b.Run(runCtx)
+	d.running.Store(false)
+	if ctx.Err() != nil {
+		d.log.Info("tcpincd stopping")
+	} else if runErr != nil {
+		d.log.Error("capture backend failed", "err", runErr)
+	}
+
+	stopSrv()
+	if hs != nil {
+		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		hs.Shutdown(shutCtx)
+		cancel()
+	}
+	wg.Wait()
+	closeErr := b.Close()
+	if err := errors.Join(runErr, srvErr, closeErr); err != nil {
+		return err
+	}
+	d.log.Info("tcpincd stopped; capture rules removed")
+	return nil
+}
+
+func (d *Daemon) configName() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.configNameLocked()
+}
+
+func (d *Daemon) configNameLocked() string {
+	if !d.found {
+		return ""
+	}
+	if d.opts.ConfigPath != "" {
+		return d.opts.ConfigPath
+	}
+	return config.DefaultPath
+}
+
+// be returns the backend, or an error before it exists.
+func (d *Daemon) be() (core.Backend, error) {
+	box := d.backend.Load()
+	if box == nil {
+		return nil, errors.New("tcpincd is starting; try again in a moment")
+	}
+	return box.b, nil
+}
+
+// SetEnabled is tcpinc up / tcpinc down: new connections are (or are
+// not) offered encryption; existing ones keep their state, so encrypted
+// connections stay encrypted and keep working after tcpinc down.
+func (d *Daemon) SetEnabled(on bool) error {
+	b, err := d.be()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	prev := d.enabled
+	d.enabled = on
+	if err := b.Apply(d.policyLocked()); err != nil {
+		d.enabled = prev
+		return fmt.Errorf("applying the policy: %w", err)
+	}
+	d.toggles.Add(1)
+	d.log.Info("encryption of new connections "+map[bool]string{true: "enabled", false: "disabled"}[on], "was", prev)
+	return nil
+}
+
+// Reload reads the configuration file again and applies what can change
+// at run time (policy keys, log level) without touching established
+// connections. The enabled state set by tcpinc up/down is kept unless
+// the file's enabled value changed. A file with errors changes nothing.
+func (d *Daemon) Reload() (control.ReloadReply, error) {
+	b, err := d.be()
+	if err != nil {
+		return control.ReloadReply{}, err
+	}
+	next, found, err := config.Load(d.opts.ConfigPath)
+	if err != nil {
+		d.reloadErrors.Add(1)
+		d.log.Warn("reload failed; keeping the configuration in effect", "err", err)
+		return control.ReloadReply{}, fmt.Errorf("reload: %w; the configuration in effect is unchanged", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	live, restart := config.Diff(d.cfg, next)
+	// Keys that need a restart keep their running values, so that
+	// status tells the truth.
+	next.Mode = d.cfg.Mode
+	next.Control = d.cfg.Control
+	next.Queue, next.Queues = d.cfg.Queue, d.cfg.Queues
+	next.MetricsListen = d.cfg.MetricsListen
+
+	prevCfg, prevEnabled, prevFound := d.cfg, d.enabled, d.found
+	d.cfg, d.found = next, found
+	if next.Enabled != prevCfg.Enabled {
+		d.enabled = next.Enabled
+	}
+	if err := b.Apply(d.policyLocked()); err != nil {
+		d.cfg, d.enabled, d.found = prevCfg, prevEnabled, prevFound
+		d.reloadErrors.Add(1)
+		return control.ReloadReply{}, fmt.Errorf("reload: applying the policy: %w; the configuration in effect is unchanged", err)
+	}
+	if d.opts.Level != nil {
+		d.opts.Level.Set(next.LogLevel)
+	}
+	d.reloads.Add(1)
+	if live == nil {
+		live = []string{}
+	}
+	d.log.Info("configuration reloaded", "config", d.configNameLocked(), "applied", live, "need_restart", restart)
+	return control.ReloadReply{Config: d.configNameLocked(), Applied: live, NeedRestart: restart}, nil
+}
+
+// Status answers tcpinc status.
+func (d *Daemon) Status() (control.StatusReply, error) {
+	d.mu.Lock()
+	st := control.StatusReply{Version: version.String(), Mode: d.cfg.Mode, Enabled: d.enabled, Config: d.configNameLocked()}
+	d.mu.Unlock()
+	st.Running = d.running.Load()
+	if st.Running {
+		st.Since = time.Unix(0, d.since.Load()).UTC().Format(time.RFC3339)
+	}
+	b, err := d.be()
+	if err != nil {
+		st.Counters = d.ownCounters()
+		return st, nil
+	}
+	st.Mode = string(b.Mode())
+	for _, ci := range b.Conns() {
+		st.Conns++
+		switch ci.State {
+		case "encrypted":
+			st.Encrypted++
+		case "plain":
+			st.Plain++
+		}
+	}
+	st.Counters, _ = d.Counters()
+	return st, nil
+}
+
+// Conns answers tcpinc conns.
+func (d *Daemon) Conns() ([]control.ConnJSON, error) {
+	b, err := d.be()
+	if err != nil {
+		return nil, err
+	}
+	cis := b.Conns()
+	out := make([]control.ConnJSON, 0, len(cis))
+	for _, ci := range cis {
+		out = append(out, control.FromConnInfo(ci))
+	}
+	return out, nil
+}
+
+// ownCounters are the daemon's own counters.
+func (d *Daemon) ownCounters() map[string]uint64 {
+	return map[string]uint64{
+		"service_reloads":        d.reloads.Load(),
+		"service_reload_errors":  d.reloadErrors.Load(),
+		"service_toggles":        d.toggles.Load(),
+		"service_metrics_scrape": d.metricsScrapes.Load(),
+	}
+}
+
+// Counters answers tcpinc status --json's counters: the backend's and
+// the daemon's own (service_*).
+func (d *Daemon) Counters() (map[string]uint64, error) {
+	m := d.ownCounters()
+	if b, err := d.be(); err == nil {
+		for k, v := range b.Counters() {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// Lookup answers the tcpinc API's per-connection questions.
+func (d *Daemon) Lookup(p control.LookupParams) (control.LookupReply, error) {
+	local, err := netip.ParseAddrPort(p.Local)
+	if err != nil {
+		return control.LookupReply{}, fmt.Errorf("local address %q: %w", p.Local, err)
+	}
+	remote, err := netip.ParseAddrPort(p.Remote)
+	if err != nil {
+		return control.LookupReply{}, fmt.Errorf("remote address %q: %w", p.Remote, err)
+	}
+	b, err := d.be()
+	if err != nil {
+		return control.LookupReply{}, err
+	}
+	d.mu.Lock()
+	aa := d.cfg.AAMandatory
+	d.mu.Unlock()
+	ci, ok := b.Lookup(canon(local), canon(remote))
+	return LookupAnswer(local, remote, ci, ok, aa), nil
+}
+
+// canon unmaps IPv4-mapped IPv6 addresses, as the backends key them.
+func canon(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+}
