@@ -1,0 +1,42 @@
+//go:build !darwin || cgo
+
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"fyne.io/systray"
+
+	"tcpinc.dev/tcpinc/cmd/tcpinc-tray/internal/tray"
+)
+
+func main() {
+	o, err := parseArgs(os.Args[1:], os.Stdout)
+	if code := exitCode(err, os.Stderr); code >= 0 {
+		os.Exit(code)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	onReady := func() {
+		ui := newTrayUI()
+		c := tray.NewController(dialer(o.control), ui, o.control, log)
+		c.OpenStatus = func() error { return tray.OpenStatus(o.control) }
+		go func() {
+			<-ui.quit.ClickedCh
+			systray.Quit()
+		}()
+		go func() {
+			defer close(done)
+			c.Run(ctx, o.interval, tray.Actions{Toggle: ui.toggle.ClickedCh, Open: ui.open.ClickedCh})
+		}()
+		log.Info("tcpinc-tray started", "control", o.control, "interval", o.interval)
+	}
+	onExit := func() {
+		cancel()
+		<-done
+	}
+	systray.Run(onReady, onExit)
+}

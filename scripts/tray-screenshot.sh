@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Shows tcpinc-tray on a real Linux tray and takes screenshots of it, one
+# per icon state with its menu open, for docs/tray-*.png.
+#
+# Everything runs on a private X server (Xvfb) and a private D-Bus session
+# bus (dbus-run-session): a StatusNotifierWatcher and a StatusNotifierItem
+# host (gtk-sni-tray-standalone, from Debian's haskell-gtk-sni-tray-utils)
+# show the icon; a fake tcpincd (cmd/tcpinc-tray/internal/fakectl/fakectld)
+# serves the control protocol on a temporary socket in each state; xdotool
+# opens the menu; ImageMagick's import takes the picture. No traffic is
+# captured and nothing outside the temporary directory is touched.
+#
+# Usage: scripts/tray-screenshot.sh [OUTDIR]   (default docs/)
+# As root it installs the Debian packages it needs; otherwise it says which.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+outdir=${1:-docs}
+GO=${GO:-go}
+
+if [ -z "${TCIT_INNER:-}" ]; then
+	scripts/deps.sh Xvfb:xvfb xdotool:xdotool import:imagemagick /usr/bin/convert:imagemagick \
+		dbus-run-session:dbus-daemon dbus-send:dbus-bin xterm:xterm \
+		gtk-sni-tray-standalone:haskell-gtk-sni-tray-utils \
+		status-notifier-watcher:haskell-status-notifier-item-utils
+	# A session bus of our own, so nothing reaches the user's desktop.
+	exec env -u DBUS_SESSION_BUS_ADDRESS TCIT_INNER=1 dbus-run-session -- "$0" "$@"
+fi
+
+CONVERT=/usr/bin/convert # /usr/local/bin may hold a stand-in of that name
+tmp=$(mktemp -d /tmp/tcit-tray.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Keep the accessibility bus out of the session; it only adds noise.
+export NO_AT_BRIDGE=1
+
+echo "tray-screenshot: building tcpinc-tray, tcpinc and the fake tcpincd"
+mkdir -p "$tmp/bin"
+CGO_ENABLED=0 $GO build -o "$tmp/bin/tcpinc-tray" ./cmd/tcpinc-tray
+CGO_ENABLED=0 $GO build -o "$tmp/bin/tcpinc" ./cmd/tcpinc
+CGO_ENABLED=0 $GO build -o "$tmp/bin/fakectld" ./cmd/tcpinc-tray/internal/fakectl/fakectld
+
+# Xvfb picks a free display and writes its number to fd 3.
+width=640 height=400 bar=32
+Xvfb -displayfd 3 -screen 0 ${width}x${height}x24 -nolisten tcp 3>"$tmp/display" 2>"$tmp/xvfb.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
+[ -s "$tmp/display" ] || { echo "tray-screenshot: Xvfb did not start:" >&2; cat "$tmp/xvfb.log" >&2; exit 1; }
+export DISPLAY=":$(cat "$tmp/display")"
+# Xvfb's root window stays black whatever xsetroot says; shot() paints
+# the black a desktop colour instead.
+desk='#4a5568'
+
+has_name() {
+	dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+		org.freedesktop.DBus.NameHasOwner "string:$1" 2>/dev/null | grep -q 'boolean true'
+}
+wait_for() { # what, command...
+	local what=$1
+	shift
+	for _ in $(seq 100); do "$@" && return 0; sleep 0.1; done
+	echo "tray-screenshot: timed out waiting for $what" >&2
+	return 1
+}
+
+# The watcher first: a host that starts its own races with the item's
+# registration and may show it twice.
+status-notifier-watcher >"$tmp/watcher.log" 2>&1 &
+pids+=($!)
+wait_for "the StatusNotifierWatcher" has_name org.kde.StatusNotifierWatcher
+gtk-sni-tray-standalone --top --end --size $bar --color '#30343b' >"$tmp/host.log" 2>&1 &
+pids+=($!)
+wait_for "the tray window" xdotool search --name '^gtk-sni-tray-standalone$' >/dev/null
+
+# The only item sits at the right end of the bar.
+icon_x=$((width - bar / 2 - 2)) icon_y=$((bar / 2))
+
+sock="$tmp/tcpincd.sock"
+fake=
+tray=
+start_fake() { # state [fakectld flags]
+	local state=$1
+	shift
+	"$tmp/bin/fakectld" --control "$sock" --state "$state" "$@" 2>>"$tmp/fake.log" &
+	fake=$!
+	pids+=($fake)
+	wait_for "the fake tcpincd" test -S "$sock"
+}
+stop_fake() {
+	[ -n "$fake" ] && kill "$fake" 2>/dev/null && wait "$fake" 2>/dev/null || true
+	fake=
+}
+start_tray() {
+	"$tmp/bin/tcpinc-tray" --control "$sock" --interval 1s 2>>"$tmp/tray.log" &
+	tray=$!
+	pids+=($tray)
+	wait_for "tcpinc-tray's StatusNotifierItem" has_name "org.kde.StatusNotifierItem-$tray-1"
+	# Let it poll and the host draw the icon.
+	sleep 2
+}
+stop_tray() {
+	[ -n "$tray" ] && kill "$tray" 2>/dev/null && wait "$tray" 2>/dev/null || true
+	tray=
+	sleep 0.5
+}
+open_menu() {
+	xdotool mousemove $icon_x $icon_y click 3
+	sleep 1.2
+}
+close_menu() {
+	xdotool key Escape
+	sleep 0.5
+}
+shot() { # name: the bar and the menu below it, cropped to what is drawn
+	import -window root "$tmp/full.png"
+	"$CONVERT" "$tmp/full.png" -crop "460x$((height - 40))+$((width - 460))+0" +repage -trim +repage \
+		-fill "$desk" -opaque black "$outdir/tray-$1.png"
+	echo "tray-screenshot: $outdir/tray-$1.png"
+}
+bar_shot() { # name: the bar's right end only, magnified for the overview
+	import -window root "$tmp/full.png"
+	"$CONVERT" "$tmp/full.png" -crop "$((bar + 16))x${bar}+$((width - bar - 16))+0" +repage \
+		-filter point -resize 300% "$tmp/bar-$1.png"
+}
+
+mkdir -p "$outdir"
+
+for state in off on encrypted; do
+	start_fake "$state" --encrypted 3 --plain 5
+	start_tray
+	bar_shot "$state"
+	open_menu
+	shot "$state"
+	if [ "$state" = encrypted ]; then
+		# The Details submenu: the third item that can be clicked.
+		xdotool key Down Down Down Right
+		sleep 1
+		shot details
+		close_menu
+	fi
+	close_menu
+	stop_tray
+	stop_fake
+done
+
+# Error: no tcpincd at the socket.
+start_tray
+bar_shot error
+open_menu
+shot error
+close_menu
+
+# tcpincd comes up while the tray runs: the icon recovers by itself.
+start_fake on --plain 2
+sleep 2
+bar_shot recovered
+stop_tray
+stop_fake
+
+# A user who may not control tcpincd clicks "Turn encryption off": the
+# first item that can be clicked. The refusal shows in the menu.
+start_fake encrypted --encrypted 3 --plain 5 --deny-toggle
+start_tray
+open_menu
+xdotool key Down Return
+sleep 1.5
+open_menu
+shot denied
+close_menu
+
+# "Open status…": a terminal running tcpinc status (tcpinc is found beside
+# tcpinc-tray).
+open_menu
+xdotool key Down Down Return
+for _ in $(seq 50); do xdotool search --class xterm >/dev/null 2>&1 && break; sleep 0.2; done
+sleep 2
+import -window root "$tmp/full.png"
+"$CONVERT" "$tmp/full.png" -trim +repage "$outdir/tray-open-status.png"
+echo "tray-screenshot: $outdir/tray-open-status.png"
+stop_tray
+stop_fake
+
+# The four states side by side, magnified, for the README.
+"$CONVERT" "$tmp/bar-off.png" "$tmp/bar-on.png" "$tmp/bar-encrypted.png" "$tmp/bar-error.png" \
+	-bordercolor '#30343b' -border 4 +append "$outdir/tray-states.png"
+echo "tray-screenshot: $outdir/tray-states.png"
+
+# After tcpincd came up the icon must be the "on" one again (a few
+# pixels of the host's antialiasing may differ).
+diff=$(compare -metric AE -fuzz 10% "$tmp/bar-recovered.png" "$tmp/bar-on.png" null: 2>&1 || true)
+if ! [ "${diff%%.*}" -lt 50 ] 2>/dev/null; then
+	echo "tray-screenshot: after tcpincd came back the icon is not the 'on' one ($diff pixels differ)" >&2
+	cp "$tmp/bar-recovered.png" "$outdir/tray-recovered-FAILED.png"
+	exit 1
+fi
+echo "tray-screenshot: the icon recovered when tcpincd came up ($diff pixels differ from 'on')"
+grep -h -i -E 'panic|fatal' "$tmp/tray.log" && { echo "tray-screenshot: tcpinc-tray logged a failure" >&2; exit 1; }
+echo "tray-screenshot: done"
