@@ -1,0 +1,425 @@
+package platform_linux
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"tcpinc.dev/tcpinc/core"
+)
+
+// The redirect-mode tests use their own namespaces (prefix "tcir") and
+// helper entry point; the transfer helpers (server, client) and the
+// divert backend helper are shared with the divert tests.
+
+func newRPair(t *testing.T) *pair {
+	t.Helper()
+	nsSeq.Lock()
+	nsSeq.n++
+	n := nsSeq.n
+	nsSeq.Unlock()
+	id := fmt.Sprintf("%d-%d", os.Getpid(), n)
+	p := &pair{a: "tcir-a-" + id, b: "tcir-b-" + id,
+		la: fmt.Sprintf("tcira%d", os.Getpid()%100000*100+n%100), lb: fmt.Sprintf("tcirb%d", os.Getpid()%100000*100+n%100)}
+	for _, ns := range []string{p.a, p.b} {
+		mustRun(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { run("ip", "netns", "del", ns) })
+	}
+	mustRun(t, "ip", "-n", p.a, "link", "add", p.la, "type", "veth", "peer", "name", p.lb, "netns", p.b)
+	for _, s := range []struct{ ns, link, a4, a6, peerNS, peerLink, p4, p6 string }{
+		{p.a, p.la, addrA4, addrA6, p.b, p.lb, addrB4, addrB6},
+		{p.b, p.lb, addrB4, addrB6, p.a, p.la, addrA4, addrA6},
+	} {
+		mustRun(t, "ip", "-n", s.ns, "link", "set", "lo", "up")
+		mustRun(t, "ip", "-n", s.ns, "addr", "add", s.a4+"/24", "dev", s.link)
+		mustRun(t, "ip", "-n", s.ns, "addr", "add", s.a6+"/64", "dev", s.link, "nodad")
+		mustRun(t, "ip", "-n", s.ns, "link", "set", s.link, "up")
+	}
+	for _, s := range []struct{ ns, link, peerNS, peerLink, p4, p6 string }{
+		{p.a, p.la, p.b, p.lb, addrB4, addrB6},
+		{p.b, p.lb, p.a, p.la, addrA4, addrA6},
+	} {
+		f := strings.Fields(mustRun(t, "ip", "-n", s.peerNS, "-br", "link", "show", s.peerLink))
+		if len(f) < 3 {
+			t.Fatalf("cannot read the MAC address of %s", s.peerLink)
+		}
+		for _, a := range []string{s.p4, s.p6} {
+			mustRun(t, "ip", "-n", s.ns, "neigh", "replace", a, "lladdr", f[2], "dev", s.link, "nud", "permanent")
+		}
+	}
+	return p
+}
+
+// spawnR runs this test binary's TestRedirectHelper in namespace ns.
+func spawnR(t *testing.T, ns, mode string, args ...string) *child {
+	t.Helper()
+	argv := append([]string{"netns", "exec", ns, os.Args[0], "-test.run=^TestRedirectHelper$", "--", mode}, args...)
+	return start(t, mode+"@"+ns, exec.Command("ip", argv...), "TCPINC_TEST_RHELPER=1")
+}
+
+// TestRedirectHelper is not a test: the redirect tests run this binary
+// with it as a child process inside a network namespace.
+func TestRedirectHelper(t *testing.T) {
+	if os.Getenv("TCPINC_TEST_RHELPER") != "1" {
+		t.Skip("helper process for the redirect namespace tests")
+	}
+	args := flagArgs()
+	var err error
+	switch args[0] {
+	case "rbackend":
+		err = helperRedirect(args[1:])
+	case "backend":
+		err = helperBackend(args[1:])
+	case "server":
+		err = helperServer(args[1:])
+	case "client":
+		err = helperClient(args[1:])
+	default:
+		err = fmt.Errorf("unknown helper mode %q", args[0])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// rconnJSON is what the tests compare of a proxied connection.
+type rconnJSON struct {
+	Local, Remote, State, SessionID string
+	Resumed                         bool
+	BytesIn, BytesOut               uint64
+}
+
+// helperRedirect runs the redirect backend: "rbackend <queue>". It
+// prints READY once the rules are in place and answers "conns" and
+// "counters" on stdin; EOF stops it.
+func helperRedirect(args []string) error {
+	q, _ := strconv.Atoi(args[0])
+	cfg := Config{Queue: uint16(q), Policy: core.DefaultPolicy(),
+		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	r, err := NewRedirect(cfg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	nft, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		if _, err := nft.ListTableOfFamily(RedirectTableName, nftables.TableFamilyINet); err == nil {
+			break
+		}
+		if i == 200 {
+			return fmt.Errorf("rules did not appear within 2 s")
+		}
+		select {
+		case err := <-runErr:
+			return fmt.Errorf("Run: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fmt.Println("READY", r.QueueKind())
+	cmds := make(chan string)
+	go func() {
+		defer close(cmds)
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			cmds <- sc.Text()
+		}
+	}()
+	for {
+		select {
+		case err := <-runErr:
+			return fmt.Errorf("Run returned early: %v", err)
+		case cmd, ok := <-cmds:
+			if !ok {
+				cancel()
+				if err := <-runErr; err != nil {
+					return err
+				}
+				if err := r.Close(); err != nil {
+					return err
+				}
+				fmt.Println("BYE")
+				return nil
+			}
+			switch cmd {
+			case "conns":
+				var out []rconnJSON
+				for _, c := range r.Conns() {
+					out = append(out, rconnJSON{Local: c.Local.String(), Remote: c.Remote.String(), State: c.State,
+						SessionID: hex.EncodeToString(c.SessionID), Resumed: c.Resumed, BytesIn: c.BytesIn, BytesOut: c.BytesOut})
+				}
+				b, _ := json.Marshal(out)
+				fmt.Println("CONNS", string(b))
+			case "counters":
+				b, _ := json.Marshal(r.Snapshot())
+				fmt.Println("COUNTERS", string(b))
+			}
+		}
+	}
+}
+
+func startRedirect(t *testing.T, ns string) *child {
+	t.Helper()
+	b := spawnR(t, ns, "rbackend", "0")
+	kind := b.expect("READY", 10*time.Second)
+	t.Logf("redirect backend in %s ready, queueing with %s", ns, kind)
+	return b
+}
+
+func startDivertR(t *testing.T, ns string) *child {
+	t.Helper()
+	b := spawnR(t, ns, "backend", "0", "1")
+	b.expect("READY", 10*time.Second)
+	return b
+}
+
+func (c *child) rconns(t *testing.T) []rconnJSON {
+	t.Helper()
+	c.send("conns")
+	var out []rconnJSON
+	if err := json.Unmarshal([]byte(c.expect("CONNS", 5*time.Second)), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (c *child) rcounters(t *testing.T) RedirectCounters {
+	t.Helper()
+	c.send("counters")
+	var out RedirectCounters
+	if err := json.Unmarshal([]byte(c.expect("COUNTERS", 5*time.Second)), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func stopRedirect(t *testing.T, b *child, ns string) {
+	t.Helper()
+	if err := b.stop(10 * time.Second); err != nil {
+		t.Errorf("redirect backend in %s: %v\n%s", ns, err, b.log())
+	} else if os.Getenv("TCPINC_TEST_LOGS") != "" {
+		t.Logf("redirect backend in %s logged:\n%s", ns, b.log())
+	}
+	if out := mustRun(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); strings.Contains(out, RedirectTableName) {
+		t.Errorf("rules left behind in %s:\n%s", ns, out)
+	}
+}
+
+// findLocal finds the connection whose local end is local (and whose
+// remote end is remote, unless remote is empty).
+func findR(cs []rconnJSON, local, remote string) (rconnJSON, bool) {
+	for _, c := range cs {
+		if c.Local == local && (remote == "" || c.Remote == remote) {
+			return c, true
+		}
+	}
+	return rconnJSON{}, false
+}
+
+// transfer runs one client → server transfer and returns the client's
+// local address and the seconds it took; the client stays connected
+// until stopped.
+func transfer(t *testing.T, cliNS, srvNS, srvAddr string, send, reply int) (cli, srv *child, local string, secs float64) {
+	t.Helper()
+	srv = spawnR(t, srvNS, "server", srvAddr)
+	srv.expect("LISTENING", 5*time.Second)
+	cli = spawnR(t, cliNS, "client", srvAddr, itoa(send), itoa(reply))
+	local, secs = splitDone(cli.expect("DONE", 60*time.Second))
+	return cli, srv, local, secs
+}
+
+// TestRedirectEncrypted: redirect backends on both ends, IPv4 and IPv6;
+// the data arrives intact both ways, the wire shows no plaintext, both
+// ends report the same session ID.
+func TestRedirectEncrypted(t *testing.T) {
+	requireNetns(t)
+	for _, tc := range []struct{ name, server string }{{"ipv4", addrB4}, {"ipv6", addrB6}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newRPair(t)
+			wire := startCapture(t, p.a, p.la)
+			ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
+			srvAddr := net.JoinHostPort(tc.server, "7101")
+			const send, reply = 4 << 20, 1 << 20
+			cli, srv, local, secs := transfer(t, p.a, p.b, srvAddr, send, reply)
+			t.Logf("%s: %d bytes out and %d back in %.3f s", tc.name, send, reply, secs)
+			ca, okA := findR(ba.rconns(t), local, srvAddr)
+			cb, okB := findR(bb.rconns(t), srvAddr, "")
+			switch {
+			case !okA || !okB:
+				t.Errorf("connection %s → %s not tracked: client side %v, server side %v", local, srvAddr, okA, okB)
+			case ca.State != "encrypted" || cb.State != "encrypted":
+				t.Errorf("states: client %q, server %q; want encrypted", ca.State, cb.State)
+			case ca.SessionID == "" || ca.SessionID != cb.SessionID:
+				t.Errorf("session IDs differ: client %s, server %s", ca.SessionID, cb.SessionID)
+			default:
+				t.Logf("session ID on both ends: %s", ca.SessionID)
+			}
+			cli.stop(5 * time.Second)
+			srv.stop(5 * time.Second)
+			pcap := wire.bytes(t)
+			if len(pcap) < send {
+				t.Errorf("the capture holds %d bytes, less than the transfer: capture broken?", len(pcap))
+			}
+			if i := bytes.Index(pcap, []byte(marker)); i >= 0 {
+				t.Errorf("plaintext on the wire at capture offset %d", i)
+			}
+			t.Logf("client side counters: %+v", ba.rcounters(t))
+			stopRedirect(t, ba, p.a)
+			stopRedirect(t, bb, p.b)
+		})
+	}
+}
+
+// TestRedirectPlainPeer: the server side runs nothing; the connection is
+// proxied plain and works.
+func TestRedirectPlainPeer(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	ba := startRedirect(t, p.a)
+	srvAddr := net.JoinHostPort(addrB4, "7102")
+	cli, srv, local, _ := transfer(t, p.a, p.b, srvAddr, 2<<20, 256<<10)
+	c, ok := findR(ba.rconns(t), local, srvAddr)
+	if !ok || c.State != "plain" {
+		t.Errorf("client side: %+v (tracked %v), want state plain", c, ok)
+	}
+	cli.stop(5 * time.Second)
+	srv.stop(5 * time.Second)
+	stopRedirect(t, ba, p.a)
+}
+
+// TestRedirectRefused: a connection to a closed port fails with
+// "connection refused", as without tcpinc, whether the server side runs
+// a backend or not; so does one to an address nobody answers for, with
+// a timeout.
+func TestRedirectRefused(t *testing.T) {
+	requireNetns(t)
+	for _, tc := range []struct {
+		name   string
+		server bool
+		addr   string
+	}{{"peer-with-backend", true, addrB4}, {"peer-without", false, addrB4}, {"ipv6", true, addrB6}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newRPair(t)
+			ba := startRedirect(t, p.a)
+			var bb *child
+			if tc.server {
+				bb = startRedirect(t, p.b)
+			}
+			start := time.Now()
+			cli := spawnR(t, p.a, "client", net.JoinHostPort(tc.addr, "7199"), "10", "10")
+			msg := cli.expect("ERROR", 10*time.Second)
+			if !strings.Contains(msg, "connection refused") {
+				t.Errorf("client: %q, want connection refused", msg)
+			}
+			t.Logf("refused after %v: %s", time.Since(start).Round(time.Millisecond), msg)
+			ctr := ba.rcounters(t)
+			if ctr.Proxy.Refused != 1 || ctr.GateReleased != 1 {
+				t.Errorf("client side: refused %d, released %d; want 1, 1", ctr.Proxy.Refused, ctr.GateReleased)
+			}
+			stopRedirect(t, ba, p.a)
+			if bb != nil {
+				stopRedirect(t, bb, p.b)
+			}
+		})
+	}
+}
+
+// TestRedirectDivertInterop: redirect mode on one end, divert mode on the
+// other, in both directions: the same protocol on the wire.
+func TestRedirectDivertInterop(t *testing.T) {
+	requireNetns(t)
+	for _, tc := range []struct {
+		name            string
+		clientRedirects bool
+	}{{"redirect-client", true}, {"redirect-server", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newRPair(t)
+			wire := startCapture(t, p.a, p.la)
+			var ba, bb *child
+			if tc.clientRedirects {
+				ba, bb = startRedirect(t, p.a), startDivertR(t, p.b)
+			} else {
+				ba, bb = startDivertR(t, p.a), startRedirect(t, p.b)
+			}
+			srvAddr := net.JoinHostPort(addrB4, "7103")
+			cli, srv, local, _ := transfer(t, p.a, p.b, srvAddr, 2<<20, 512<<10)
+			var ids [2]string
+			if tc.clientRedirects {
+				c, _ := findR(ba.rconns(t), local, srvAddr)
+				var d connJSON
+				for _, x := range bb.conns(t) {
+					if x.Local == srvAddr {
+						d = x
+					}
+				}
+				ids = [2]string{c.SessionID, d.SessionID}
+			} else {
+				c, _ := find(ba.conns(t), local, srvAddr)
+				d, _ := findR(bb.rconns(t), srvAddr, "")
+				ids = [2]string{c.SessionID, d.SessionID}
+			}
+			if ids[0] == "" || ids[0] != ids[1] {
+				t.Errorf("session IDs: client %q, server %q; want equal, non-empty", ids[0], ids[1])
+			}
+			cli.stop(5 * time.Second)
+			srv.stop(5 * time.Second)
+			if bytes.Contains(wire.bytes(t), []byte(marker)) {
+				t.Error("plaintext on the wire")
+			}
+			if tc.clientRedirects {
+				stopRedirect(t, ba, p.a)
+				stopBackend(t, bb, p.b)
+			} else {
+				stopBackend(t, ba, p.a)
+				stopRedirect(t, bb, p.b)
+			}
+		})
+	}
+}
+
+// TestRedirectThroughput measures a 100 MiB transfer through redirect
+// mode against plain TCP on the same link, in the same run. It reports;
+// it asserts nothing about speed.
+func TestRedirectThroughput(t *testing.T) {
+	requireNetns(t)
+	if testing.Short() {
+		t.Skip("-short: no 100 MiB transfers")
+	}
+	const size = 100 << 20
+	p := newRPair(t)
+	srvAddr := net.JoinHostPort(addrB4, "7104")
+	cli, srv, _, plain := transfer(t, p.a, p.b, srvAddr, size, 0)
+	cli.stop(5 * time.Second)
+	srv.stop(5 * time.Second)
+	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
+	cli, srv, _, red := transfer(t, p.a, p.b, srvAddr, size, 0)
+	cli.stop(5 * time.Second)
+	srv.stop(5 * time.Second)
+	mib := float64(size) / (1 << 20)
+	t.Logf("100 MiB: plain %.3f s (%.0f MiB/s), redirect %.3f s (%.0f MiB/s): redirect/plain = %.2f",
+		plain, mib/plain, red, mib/red, plain/red)
+	stopRedirect(t, ba, p.a)
+	stopRedirect(t, bb, p.b)
+}
