@@ -222,21 +222,3 @@ func (p *pf) loadMain(nat, filter string) error {
 	_, _, err := p.run(filter, "-R", "-f", "-")
 	return err
 }
-
-// foreignAnchors lists anchors in the main ruleset that are neither
-// Apple's nor ours: a hint in the log that another product uses pf.
-func foreignAnchors(rules string) []string {
-	var out []string
-	for l := range strings.Lines(rules) {
-		f := strings.Fields(l)
-		if len(f) < 2 || !strings.HasSuffix(f[0], "anchor") {
-			continue
-		}
-		name := strings.Trim(f[1], `"`)
-		if name == AnchorName || strings.HasPrefix(name, "com.apple") {
-			continue
-		}
-		out = append(out, name)
-	}
-	return out
-}

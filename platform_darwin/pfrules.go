@@ -111,6 +111,9 @@ func (r Rules) AnchorText() string {
 		w("pass out quick on ! lo0 route-to lo0 proto tcp from any to any group %d tos 0x%02x no state", r.Group, tos)
 	}
 	w("pass out quick on ! lo0 proto tcp from any to any group %d no state", r.Group)
+	w("# Their replies pass too, also under a ruleset that blocks inbound by")
+	w("# default (the outbound rules keep no state to let replies in by).")
+	w("pass in quick on ! lo0 proto tcp from any to any group %d no state", r.Group)
 
 	w("")
 	w("# Filter, outbound: exclusions pass untouched.")
@@ -234,4 +237,22 @@ func isHook(l string) bool {
 
 func unhookLines(ls []string) []string {
 	return slices.DeleteFunc(ls, isHook)
+}
+
+// foreignAnchors lists anchors in the main ruleset that are neither
+// Apple's nor ours: a hint in the log that another product uses pf.
+func foreignAnchors(rules string) []string {
+	var out []string
+	for l := range strings.Lines(rules) {
+		f := strings.Fields(l)
+		if len(f) < 2 || !strings.HasSuffix(f[0], "anchor") {
+			continue
+		}
+		name := strings.Trim(f[1], `"`)
+		if name == AnchorName || strings.HasPrefix(name, "com.apple") {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
 }

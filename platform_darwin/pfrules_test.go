@@ -168,3 +168,11 @@ func TestHookMainKeepsOtherRules(t *testing.T) {
 		t.Errorf("hooks into an empty ruleset: %q %q", n, f)
 	}
 }
+
+func TestForeignAnchors(t *testing.T) {
+	rules := appleNAT + appleFilter + "anchor \"tcpinc\" all\nanchor \"com.example.vpn/*\" all\nnat-anchor \"murus.nat\" all\npass out all\n"
+	got := foreignAnchors(rules)
+	if strings.Join(got, ",") != "com.example.vpn/*,murus.nat" {
+		t.Errorf("foreignAnchors = %q", got)
+	}
+}
