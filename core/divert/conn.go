@@ -75,6 +75,11 @@ type conn struct {
 	badFrames   int
 	lastInWnd   uint16
 	deliv       []delivery // scratch for one inbound segment
+	// segSize is the most data the local stack puts in one segment as
+	// the peer's (lowered) MSS allows it, 0 if unknown: the size of the
+	// pieces a GSO super-packet's surplus and retransmissions are cut
+	// into, so that injected packets fit the path.
+	segSize uint16
 }
 
 func (c *conn) init() {
@@ -333,9 +338,11 @@ func (c *conn) clampMSS(p *Packet, pk *packet.Packet) {
 	}
 	mss := uint16(o.Data[0])<<8 | uint16(o.Data[1])
 	if mss <= mssReduction+64 {
+		c.segSize = mss
 		return
 	}
 	mss -= mssReduction
+	c.segSize = mss
 	if tcp.RewriteOptionData(o, []byte{byte(mss >> 8), byte(mss)}) == nil {
 		c.e.ctr.MSSClamped++
 		p.Modified = true

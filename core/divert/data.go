@@ -267,10 +267,20 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 	}
 	data := pk.Payload()
 	first := true
+	var head []byte
 	for len(data) > 0 || fin {
+		// The first frame replaces the segment (a GSO super-packet keeps
+		// its size: the kernel segments it after the verdict); what does
+		// not fit the IP length field goes out in injected segments no
+		// larger than the stack's own.
 		chunk := data
-		if len(chunk) > tcpcrypt.MaxFrameData-2 {
-			chunk = chunk[:tcpcrypt.MaxFrameData-2]
+		if lim := maxFrameChunk; len(chunk) > lim {
+			chunk = chunk[:lim]
+		}
+		if !first {
+			if lim := c.segData(); len(chunk) > lim {
+				chunk = chunk[:lim]
+			}
 		}
 		last := len(chunk) == len(data)
 		var ff byte
@@ -287,7 +297,7 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 			if first {
 				p.Verdict = Drop
 			}
-			return
+			break
 		}
 		e := c.e
 		e.scratch = append(e.scratch[:0], chunk...)
@@ -310,11 +320,25 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 			c.localFIN = true
 			c.closeSoon()
 		}
-		c.place(p, &first, Outbound, c.build(Outbound, r.wire, wireAck, out, wire))
+		b := c.build(Outbound, r.wire, wireAck, out, wire)
 		data = data[len(chunk):]
+		if first {
+			// data aliases p.Buf: the first frame replaces it only
+			// once every frame is sealed.
+			head, first = b, false
+			if head == nil {
+				p.Verdict = Drop
+			}
+		} else {
+			c.e.inject(Outbound, b)
+		}
 		if ff != 0 {
 			break
 		}
+	}
+	if head != nil {
+		first = true
+		c.place(p, &first, Outbound, head)
 	}
 }
 
@@ -346,31 +370,92 @@ func (c *conn) retransmit(p *Packet, pk *packet.Packet, wireAck uint32) {
 	for i > 0 && s.frames.at(i-1).llen == 0 && seqGT(s.frames.at(i-1).wireEnd(), s.una) {
 		i--
 	}
+	// Each frame's wire bytes that correspond to the retransmitted local
+	// range are sent again, cut into pieces no larger than the stack's
+	// segment: the same bytes at the same sequence numbers as before
+	// (RFC 8548 §3.6), but not a whole 64 KiB frame for one lost segment
+	// of a GSO super-packet. A frame's header goes with its first data
+	// byte, its tag with its last.
+	piece := c.pieceSize(pk.PayloadLen())
 	first := true
 	for j := i; j < s.frames.len(); j++ {
 		r := s.frames.at(j)
 		if !seqLT(r.local, end) && r.llen > 0 {
 			break
 		}
-		n := int(r.wlen)
-		if r.fin {
-			n--
-		}
-		if !s.buf.contains(r.wire, n) {
+		ws, we, fin := r.wireRange(seq, end)
+		if !s.buf.contains(ws, int(we-ws)) {
 			c.abort(&c.e.ctr.AbortInternal, "retransmission outside the send buffer", nil)
 			p.Verdict = Drop
 			return
 		}
-		out := packet.ACK | packet.PSH
-		if r.fin {
-			out |= packet.FIN
-		}
 		c.e.ctr.Retransmits++
-		c.place(p, &first, Outbound, c.build(Outbound, r.wire, wireAck, out, s.buf.slice(r.wire, n)))
+		for ws != we || fin {
+			n := min(int(we-ws), piece)
+			out := packet.ACK | packet.PSH
+			last := ws+uint32(n) == we
+			if fin && last {
+				out |= packet.FIN
+			}
+			c.place(p, &first, Outbound, c.build(Outbound, ws, wireAck, out, s.buf.slice(ws, n)))
+			ws += uint32(n)
+			if last {
+				break
+			}
+		}
 	}
 	if first {
 		p.Verdict = Drop
 	}
+}
+
+// maxFrameChunk is the most data one frame of a segment carries: the
+// frame must fit a segment whose IP length field (16 bits) also covers
+// the largest IPv4 and TCP headers.
+const maxFrameChunk = 0xffff - 60 - 60 - tcpcrypt.FrameOverhead - 2
+
+// pieceSize is the most wire bytes an engine-made segment of this
+// connection carries besides the one replacing a captured segment: n
+// (the captured segment's payload) or the stack's segment size, plus a
+// frame's overhead, since the peer's MSS was lowered by that much.
+func (c *conn) pieceSize(n int) int {
+	return min(max(n, c.segData())+tcpcrypt.FrameOverhead+2, maxFrameChunk)
+}
+
+// segData is the most data the local stack puts in a segment.
+func (c *conn) segData() int {
+	if c.segSize == 0 {
+		return 536 // RFC 9293's default MSS
+	}
+	return int(c.segSize)
+}
+
+// wireRange maps the local range [seq, end) onto the frame's wire bytes:
+// the bytes holding that data, with the frame's header (and flags,
+// urgent) if the range covers its first data byte, and the tag if it
+// covers the last. Frames without data map whole. fin reports that the
+// range covers the frame's FIN.
+func (r *frameRec) wireRange(seq, end uint32) (ws, we uint32, fin bool) {
+	wlen, llen := r.wlen, r.llen
+	if r.fin {
+		wlen--
+		llen--
+		fin = seqGT(end, r.local+llen)
+	}
+	if llen == 0 {
+		return r.wire, r.wire + wlen, fin
+	}
+	hdr := wlen - llen - tcpcrypt.TagLen // header, flags, urgent
+	at := func(x uint32) uint32 {
+		switch {
+		case seqLEQ(x, r.local):
+			return r.wire
+		case seqGEQ(x, r.local+llen):
+			return r.wire + wlen
+		}
+		return r.wire + hdr + (x - r.local)
+	}
+	return at(seq), at(end), fin
 }
 
 // sendEmptyFrame sends a frame with no data now: the reply §3.8 requires
@@ -443,7 +528,28 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 		}
 	}
 	first := true
-	for _, d := range c.deliv {
+	for k := 0; k < len(c.deliv); k++ {
+		d := c.deliv[k]
+		// Frames of one segment (a GRO super-packet, or a peer that
+		// coalesced) reach the stack as one segment, not one each.
+		if k+1 < len(c.deliv) && !d.urg && !d.fin {
+			j := c.e.joinBuf[:0]
+			j = append(j, d.data...)
+			for k+1 < len(c.deliv) {
+				n := c.deliv[k+1]
+				if n.urg || n.seq != d.seq+uint32(len(j)) || len(j)+len(n.data) > maxFrameChunk {
+					break
+				}
+				j = append(j, n.data...)
+				d.fin = n.fin
+				k++
+				if n.fin {
+					break
+				}
+			}
+			c.e.joinBuf = j[:0]
+			d.data = j
+		}
 		out := packet.ACK | packet.PSH
 		if d.fin {
 			out |= packet.FIN
@@ -668,6 +774,12 @@ func (c *conn) redeliver(seq, end uint32) {
 // the first output for p and fits its buffer; otherwise injects it.
 func (c *conn) place(p *Packet, first *bool, dir Direction, b []byte) {
 	if b == nil {
+		// Building failed (logged): the captured packet must not go
+		// out as it is, in plaintext. TCP retransmits it.
+		if *first {
+			p.Verdict = Drop
+			*first = false
+		}
 		return
 	}
 	if *first && cap(p.Buf) >= len(b) && p.Dir == dir {

@@ -38,6 +38,7 @@ type Engine struct {
 	optBuf   [40]byte // TCP options of a packet being built
 	scratch  []byte   // plaintext being sealed
 	frameBuf []byte   // a sealed frame
+	joinBuf  []byte   // plaintext of several frames delivered as one segment
 }
 
 // flowKey identifies a connection from the local host's point of view.
