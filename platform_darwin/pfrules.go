@@ -125,10 +125,11 @@ func (r Rules) AnchorText() string {
 	}
 
 	w("")
-	w("# Filter, outbound: every new connection of an application goes to the")
-	w("# proxy through lo0; its state carries the route for all later segments.")
-	w("pass out quick on ! lo0 route-to lo0 inet proto tcp from any to any flags S/SA keep state")
-	w("pass out quick on ! lo0 route-to lo0 inet6 proto tcp from any to any flags S/SA keep state")
+	w("# Filter, outbound: every new connection an application of this host opens")
+	w("# (not forwarded traffic) goes to the proxy through lo0; its state carries")
+	w("# the route for all later segments.")
+	w("pass out quick on ! lo0 route-to lo0 inet proto tcp from <tcpinc_local> to any flags S/SA keep state")
+	w("pass out quick on ! lo0 route-to lo0 inet6 proto tcp from <tcpinc_local> to any flags S/SA keep state")
 	return b.String()
 }
 

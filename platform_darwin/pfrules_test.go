@@ -86,7 +86,7 @@ func TestAnchorTextProperties(t *testing.T) {
 		}
 	}
 	// Own sockets and exclusions come before the capturing route-to rule.
-	capture := idx("route-to lo0 inet proto tcp from any to any flags S/SA")
+	capture := idx("route-to lo0 inet proto tcp from <tcpinc_local> to any flags S/SA")
 	group := fmt.Sprintf("group %d", DefaultGroup)
 	for _, before := range []string{group + " no state", "to <tcpinc_exclude>", "tos 0x54 no state"} {
 		if i := idx(before); i > capture {
