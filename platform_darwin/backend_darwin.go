@@ -100,8 +100,6 @@ type Backend struct {
 	wg sync.WaitGroup
 }
 
-type legKey struct{ local, remote netip.AddrPort }
-
 // markKey names a wire leg before its local address is known: its bound
 // port and its destination.
 type markKey struct {
@@ -304,7 +302,7 @@ func (b *Backend) serve(ctx context.Context, c net.Conn) {
 // reflectLoop reads the wire legs' marked handshake segments from lo0,
 // runs the hook on them and sends them on.
 func (b *Backend) reflectLoop(ctx context.Context) error {
-	var d dedup
+	r := &reflector{hook: b.hook, mark: b.cfg.Mark}
 	work := make([]byte, 0, 65535+64)
 	defer b.reflect.close()
 	for ctx.Err() == nil && !b.reflect.stop.Load() {
@@ -328,7 +326,7 @@ func (b *Backend) reflectLoop(ctx context.Context) error {
 			}
 			// Room for the ENO option the hook may add.
 			work = append(work[:0], ip...)
-			b.reflectOne(&d, work[:len(ip):cap(work)])
+			b.reflectOne(r, work[:len(ip):cap(work)])
 		}
 		if recs.Err() != nil {
 			b.ctr.badRecords.Add(1)
@@ -338,35 +336,31 @@ func (b *Backend) reflectLoop(ctx context.Context) error {
 	return nil
 }
 
-func (b *Backend) reflectOne(d *dedup, buf []byte) {
-	p, err := packet.Parse(buf)
-	if err != nil || !p.HasTCP() || !hasMark(&p, b.cfg.Mark) {
+func (b *Backend) reflectOne(r *reflector, buf []byte) {
+	out, res, done, key := r.process(buf, time.Now())
+	if done {
+		b.legDone(key)
+	}
+	switch res {
+	case reflectBad:
 		b.ctr.badRecords.Add(1)
 		return
-	}
-	t := time.Now()
-	if d.seen(&p, t) {
+	case reflectDuplicate:
 		b.ctr.duplicates.Add(1)
 		return
-	}
-	b.ctr.reflected.Add(1)
-	out, v := b.hook.Process(buf, redirect.Outbound, t)
-	if v.Done {
-		b.legDone(legKey{p.Src(), p.Dst()})
-	}
-	if v.Action == redirect.Drop {
+	case reflectDrop:
+		b.ctr.reflected.Add(1)
 		b.ctr.hookDrops.Add(1)
 		return
 	}
+	b.ctr.reflected.Add(1)
 	q, err := packet.Parse(out)
-	if err != nil {
-		b.ctr.badRecords.Add(1)
-		return
+	if err == nil {
+		err = b.inject(&q)
 	}
-	clearMark(&q)
-	if err := b.inject(&q); err != nil {
+	if err != nil {
 		b.ctr.injectErrors.Add(1)
-		b.log.Info("re-injecting a handshake segment failed", "src", q.Src(), "dst", q.Dst(), "err", err)
+		b.log.Info("re-injecting a handshake segment failed", "src", key.local, "dst", key.remote, "err", err)
 		return
 	}
 	b.ctr.injected.Add(1)
@@ -409,17 +403,15 @@ func (b *Backend) snoopLoop(ctx context.Context, dev *bpfDev) {
 			}
 			b.ctr.snooped.Add(1)
 			work = append(work[:0], ip...)
-			p, err := packet.Parse(work)
-			if err != nil || !p.HasTCP() {
-				// Cut by the snap length: options are all the hook
-				// reads, and they fit; a longer segment is not a
-				// SYN-ACK the hook can use.
+			// A segment cut by the snap length does not parse: only
+			// SYN-ACKs pass the filter, and their headers fit.
+			done, key, ok := snoop(b.hook, work, time.Now())
+			if !ok {
 				b.ctr.badRecords.Add(1)
 				continue
 			}
-			_, v := b.hook.Process(work, redirect.Inbound, time.Now())
-			if v.Done {
-				b.legDone(legKey{p.Dst(), p.Src()})
+			if done {
+				b.legDone(key)
 			}
 		}
 	}
