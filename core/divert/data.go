@@ -770,8 +770,8 @@ func (c *conn) redeliver(seq, end uint32) {
 
 // ---- packet building ------------------------------------------------
 
-// place puts an engine-built packet into the captured packet p if it is
-// the first output for p and fits its buffer; otherwise injects it.
+// place makes an engine-built packet the captured packet p's new
+// contents if it is the first output for p; otherwise injects it.
 func (c *conn) place(p *Packet, first *bool, dir Direction, b []byte) {
 	if b == nil {
 		// Building failed (logged): the captured packet must not go
@@ -782,8 +782,9 @@ func (c *conn) place(p *Packet, first *bool, dir Direction, b []byte) {
 		}
 		return
 	}
-	if *first && cap(p.Buf) >= len(b) && p.Dir == dir {
-		p.Buf = append(p.Buf[:0], b...)
+	if *first && p.Dir == dir {
+		// No copy: Buf may point to engine memory (Packet's contract).
+		p.Buf = b
 		p.Verdict, p.Modified = Accept, true
 		*first = false
 		return

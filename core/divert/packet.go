@@ -41,8 +41,10 @@ func (v Verdict) String() string {
 // Buf holds the whole IP packet. The engine may rewrite it in place and
 // may grow it into Buf's spare capacity (up to cap(Buf)), so a backend
 // that cuts packets from one large receive buffer must cap each slice
-// (b[off:end:limit]). Injected packets the engine returns live in engine
-// memory that stays valid until the next call into the engine.
+// (b[off:end:limit]). It may also point Buf to a packet it built in
+// engine memory instead (no copy back into the backend's buffer).
+// Engine memory, and the injected packets the engine returns, stay valid
+// until the next call into the engine.
 type Packet struct {
 	Dir      Direction
 	Buf      []byte
