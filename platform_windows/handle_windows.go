@@ -140,19 +140,19 @@ func (a *arena) free() {
 	}
 }
 
-// header is the start of an arena: the OVERLAPPED and the lengths.
-type header struct {
+// arenaHeader is the start of an arena: the OVERLAPPED and the lengths.
+type arenaHeader struct {
 	ov      windows.Overlapped
 	dataLen uint32 // pRecvLen / pSendLen
 	addrLen uint32 // pAddrLen
 }
 
-const headerSize = (int(unsafe.Sizeof(header{})) + 15) &^ 15
+const headerSize = (int(unsafe.Sizeof(arenaHeader{})) + 15) &^ 15
 
 // batchMem lays out an arena as header, BatchMax addresses, packet bytes.
 type batchMem struct {
 	ar    *arena
-	hdr   *header
+	hdr   *arenaHeader
 	addrs []Address // BatchMax
 	data  []byte
 	event windows.Handle // manual reset; the OVERLAPPED's hEvent
@@ -175,7 +175,7 @@ func newBatchMem(dataSize int) (batchMem, error) {
 	}
 	m := batchMem{
 		ar:    ar,
-		hdr:   (*header)(unsafe.Pointer(&ar.b[0])),
+		hdr:   (*arenaHeader)(unsafe.Pointer(&ar.b[0])),
 		addrs: unsafe.Slice((*Address)(unsafe.Pointer(&ar.b[addrOff])), BatchMax),
 		data:  ar.b[dataOff:],
 		event: ev,

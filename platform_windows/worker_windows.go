@@ -308,6 +308,11 @@ func (w *worker) process(n int) {
 	for i := range w.pkts[:n] {
 		w.pkts[i].Buf = nil
 	}
+	w.snapshot()
+}
+
+// snapshot publishes the engine's counters for Counters.
+func (w *worker) snapshot() {
 	c := w.eng.Counters()
 	w.mu.Lock()
 	w.snap = c
@@ -381,6 +386,7 @@ func (w *worker) shutdown() {
 		w.inject(&rst[i])
 	}
 	w.flush()
+	w.snapshot()
 	if len(rst) > 0 {
 		w.log.Info("tcpinc: reset encrypted connections before releasing the capture", "packets", len(rst))
 	}
