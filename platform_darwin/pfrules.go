@@ -165,8 +165,8 @@ func joinPorts(ps []uint16) string {
 // syntax. HookMain returns both with the service's anchor called first:
 // `rdr-anchor "tcpinc"` before every other translation rule (so also
 // before Apple's rdr-anchor "com.apple/*") and `anchor "tcpinc"` before
-// the first filter rule (after scrub rules, which pf.conf requires
-// first). Every other line is kept byte for byte, so loading the result
+// the first filter rule (after scrub and dummynet rules, which pf.conf
+// requires first). Every other line is kept byte for byte, so loading the result
 // with pfctl -N / -R changes nothing but the two hooks. Any hook already
 // present (a crashed run) is removed first, so HookMain is idempotent.
 var (
@@ -180,9 +180,9 @@ func HookMain(nat, filter string) (string, string) {
 	natLines = slices.Insert(natLines, 0, natHook)
 
 	fl := unhookLines(splitRules(filter))
-	i := 0
-	for i < len(fl) && isScrub(fl[i]) {
-		i++
+	i := slices.IndexFunc(fl, isFilterRule)
+	if i < 0 {
+		i = len(fl)
 	}
 	fl = slices.Insert(fl, i, filterHook)
 	return joinRules(natLines), joinRules(fl)
@@ -217,9 +217,20 @@ func joinRules(ls []string) string {
 	return strings.Join(ls, "\n") + "\n"
 }
 
-func isScrub(l string) bool {
+// isFilterRule reports whether a line of pfctl -s rules is a filter rule
+// proper. pfctl insists on the pf.conf order (scrub, queueing, Apple's
+// dummynet, then filter rules), so the hook goes before the first of
+// these and after everything else pfctl may print there.
+func isFilterRule(l string) bool {
 	f := strings.Fields(l)
-	return len(f) > 0 && (f[0] == "scrub" || f[0] == "scrub-anchor")
+	if len(f) == 0 {
+		return false
+	}
+	switch f[0] {
+	case "anchor", "pass", "block", "antispoof", "match":
+		return true
+	}
+	return false
 }
 
 // isHook matches the service's hook lines in the forms pfctl prints and

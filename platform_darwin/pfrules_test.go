@@ -162,6 +162,17 @@ func TestHookMainKeepsOtherRules(t *testing.T) {
 	if un != nat || uf != filter {
 		t.Errorf("user rules not preserved:\n%s%s", un, uf)
 	}
+	// Apple's dummynet rules, should pfctl print them with the filter
+	// rules, stay ahead of the hook (pfctl enforces the order).
+	dn := "scrub-anchor \"com.apple/*\" all fragment reassemble\ndummynet-anchor \"com.apple/*\" all\nanchor \"com.apple/*\" all\n"
+	_, f = HookMain("", dn)
+	if want := "scrub-anchor \"com.apple/*\" all fragment reassemble\ndummynet-anchor \"com.apple/*\" all\n" + filterHook + "\nanchor \"com.apple/*\" all\n"; f != want {
+		t.Errorf("dummynet: got\n%s", f)
+	}
+	// Only scrub rules: the hook goes last.
+	if _, f = HookMain("", "scrub in all\n"); f != "scrub in all\n"+filterHook+"\n" {
+		t.Errorf("scrub only: got\n%s", f)
+	}
 	// Empty main ruleset (pf enabled by another tool with nothing loaded).
 	n, f = HookMain("", "")
 	if n != natHook+"\n" || f != filterHook+"\n" {
