@@ -182,7 +182,7 @@ func (p *pf) hook() error {
 		p.log.Info("pf: other products have rules in pf; tcpinc's anchor is evaluated before them", "anchors", strings.Join(others, ", "))
 	}
 	hn, hf := HookMain(nat, filter)
-	if err := p.loadMain(hn, hf); err != nil {
+	if err := p.loadMain(hn, hf, nat); err != nil {
 		return err
 	}
 	nat2, filter2, err := p.mainRules()
@@ -209,16 +209,23 @@ func (p *pf) unhook() error {
 		return nil
 	}
 	un, uf := UnhookMain(nat, filter)
-	return p.loadMain(un, uf)
+	return p.loadMain(un, uf, nat)
 }
 
 // loadMain loads the main ruleset's translation rules (-N) and filter
 // rules (-R, scrub included) from text, leaving options, other anchors'
-// contents and states alone.
-func (p *pf) loadMain(nat, filter string) error {
+// contents and states alone. Each pfctl run is one pf transaction; if the
+// second fails, the first is undone with oldNAT, so the main ruleset is
+// never left half changed.
+func (p *pf) loadMain(nat, filter, oldNAT string) error {
 	if _, _, err := p.run(nat, "-N", "-f", "-"); err != nil {
 		return err
 	}
 	_, _, err := p.run(filter, "-R", "-f", "-")
+	if err != nil && nat != oldNAT {
+		if _, _, rerr := p.run(oldNAT, "-N", "-f", "-"); rerr != nil {
+			return errors.Join(err, fmt.Errorf("restoring the translation rules: %w", rerr))
+		}
+	}
 	return err
 }
