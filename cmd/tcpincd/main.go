@@ -1,16 +1,21 @@
 // Command tcpincd is the tcpinc daemon: it makes the host's TCP
-// connections encrypted (TCP-ENO, RFC 8547, with tcpcrypt, RFC 8548) by
-// rewriting the kernel's packets, and answers tcpinc's questions on a
-// control socket.
+// connections encrypted (TCP-ENO, RFC 8547, with tcpcrypt, RFC 8548) when
+// the peer supports it, and answers tcpinc's questions on a control
+// socket.
 //
 // Usage:
 //
-//	tcpincd run [--mode auto|divert] [--control PATH] [--queue N] [--queues N]
-//	            [--exclude-port P]... [--exclude-addr PREFIX]... [--log-level LEVEL]
+//	tcpincd run [--config FILE] [--mode auto|divert|redirect] [--control PATH]
+//	            [--queue N] [--queues N] [--exclude-port P]... [--exclude-addr PREFIX]...
+//	            [--log-level LEVEL]
+//	tcpincd install [--config FILE] | uninstall | start | stop | restart | status
+//	tcpincd --print-default-config
 //	tcpincd version
 //
 // Exit status: 0 on success (including a clean stop on SIGINT or SIGTERM),
-// 1 on a runtime error, 2 on a usage error.
+// 1 on a runtime error, 2 on a usage error; 'tcpincd status' exits 3
+// when the service is installed but not running and 4 when it is not
+// installed.
 package main
 
 import (
@@ -23,24 +28,36 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"tcpinc.dev/tcpinc/service/cli"
 
-	"tcpinc.dev/tcpinc/service/control"
+	"tcpinc.dev/tcpinc/service/cli"
+	"tcpinc.dev/tcpinc/service/config"
 	"tcpinc.dev/tcpinc/service/version"
 )
 
-const mainUsage = `Usage: tcpincd <command> [flags]
+var mainUsage = `Usage: tcpincd <command> [flags]
 
 tcpincd encrypts this host's TCP connections with TCP-ENO and tcpcrypt
 (RFC 8547, RFC 8548) when the peer supports them, and leaves them plain
-otherwise. It must run as root.
+otherwise. It runs as root (Administrator on Windows).
 
 Commands:
-  run        capture and encrypt TCP connections (foreground; stop with Ctrl-C or SIGTERM)
-  version    print the version
+  run          capture and encrypt in the foreground (what the service runs;
+               stop with Ctrl-C or SIGTERM, reload with SIGHUP)
+  install      install tcpincd as a system service (` + serviceKind + `), enabled at boot
+  uninstall    stop and remove the system service
+  start        start the system service
+  stop         stop the system service (encrypted connections are reset)
+  restart      restart the system service
+  status       say whether the system service is installed and running
+  version      print the version
 
+Flags:
+  --print-default-config   print the configuration file with every default
+                           and its documentation, and exit
+
+Configuration: ` + config.DefaultPath + ` (optional; see
+--print-default-config). Query a running daemon with 'tcpinc status'.
 Run 'tcpincd <command> --help' for a command's flags.
-Query a running daemon with 'tcpinc status' and 'tcpinc conns'.
 `
 
 func main() {
@@ -57,6 +74,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, mainUsage)
 		return cli.ExitOK
+	case "--print-default-config", "-print-default-config":
+		if len(args) > 1 {
+			err = cli.UsageError{Msg: "--print-default-config takes no arguments"}
+			break
+		}
+		fmt.Fprint(stdout, config.DefaultFile())
+		return cli.ExitOK
 	case "version", "--version", "-version":
 		if len(args) > 1 && args[1] != "--help" && args[1] != "-h" {
 			err = cli.UsageError{Msg: "version takes no arguments"}
@@ -66,6 +90,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.ExitOK
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
+	case "install", "uninstall", "start", "stop", "restart", "status":
+		var rc int
+		rc, err = cmdService(cmd, args[1:], stdout)
+		if err == nil {
+			return rc
+		}
 	default:
 		err = cli.UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
@@ -85,8 +115,10 @@ func report(err error, stderr io.Writer) int {
 	return cli.ExitFailure
 }
 
-// runOptions are the flags of 'tcpincd run'.
+// runOptions are the flags of 'tcpincd run'. Flags given override the
+// configuration file; exclusions add to it.
 type runOptions struct {
+	config       string
 	mode         string
 	control      string
 	queue        uint16
@@ -94,6 +126,7 @@ type runOptions struct {
 	excludePorts []uint16
 	excludeAddrs []netip.Prefix
 	logLevel     slog.Level
+	set          map[string]bool // flags given
 }
 
 const runUsage = `Usage: tcpincd run [flags]
@@ -101,16 +134,19 @@ const runUsage = `Usage: tcpincd run [flags]
 Captures this host's TCP connections and encrypts those whose peer speaks
 TCP-ENO, until interrupted (SIGINT or SIGTERM). On a clean stop the
 encrypted connections are reset and the packet filter rules are removed.
+SIGHUP (or 'tcpinc reload') reads the configuration again. Flags override
+the configuration file.
 
 Flags:
 `
 
 func parseRun(args []string, stdout io.Writer) (runOptions, error) {
-	o := runOptions{mode: "auto", control: control.DefaultPath, queues: 1}
+	o := runOptions{mode: "auto", queues: 1, set: map[string]bool{}}
 	fs := flag.NewFlagSet("tcpincd run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.mode, "mode", o.mode, "capture `mode`: auto, divert (redirect is not implemented yet)")
-	fs.StringVar(&o.control, "control", o.control, "control socket `path`")
+	fs.StringVar(&o.config, "config", "", "configuration `file` (default "+config.DefaultPath+", optional)")
+	fs.StringVar(&o.mode, "mode", o.mode, "capture `mode`: auto, divert, redirect")
+	fs.StringVar(&o.control, "control", "", "control socket `path` (default from the configuration)")
 	fs.Func("queue", "first NFQUEUE `number` (default 0)", func(s string) error {
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil {
@@ -132,16 +168,11 @@ func parseRun(args []string, stdout io.Writer) (runOptions, error) {
 	})
 	fs.Func("exclude-addr", "never capture connections with an address in this `prefix` at either end (repeatable; an address means /32 or /128)", func(s string) error {
 		for f := range strings.SplitSeq(s, ",") {
-			f = strings.TrimSpace(f)
-			p, err := netip.ParsePrefix(f)
+			p, err := config.ParsePrefix(strings.TrimSpace(f))
 			if err != nil {
-				a, aerr := netip.ParseAddr(f)
-				if aerr != nil {
-					return fmt.Errorf("%q is not an address or prefix", f)
-				}
-				p = netip.PrefixFrom(a, a.BitLen())
+				return fmt.Errorf("%q is not an address or prefix", f)
 			}
-			o.excludeAddrs = append(o.excludeAddrs, p.Masked())
+			o.excludeAddrs = append(o.excludeAddrs, p)
 		}
 		return nil
 	})
@@ -156,23 +187,51 @@ func parseRun(args []string, stdout io.Writer) (runOptions, error) {
 		}
 		return o, cli.UsageError{Msg: err.Error()}
 	}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return o, cli.UsageError{Msg: fmt.Sprintf("run takes no arguments, got %q", fs.Arg(0))}
 	}
 	switch o.mode {
-	case "auto", "divert":
-	case "redirect":
-		return o, errors.New("--mode redirect is not implemented yet; use --mode divert (or auto)")
+	case "auto", "divert", "redirect":
 	default:
-		return o, cli.UsageError{Msg: fmt.Sprintf("invalid --mode %q: want auto or divert", o.mode)}
+		return o, cli.UsageError{Msg: fmt.Sprintf("invalid --mode %q: want auto, divert or redirect", o.mode)}
 	}
 	if o.queues < 1 || int(o.queue)+o.queues > 65536 {
 		return o, cli.UsageError{Msg: fmt.Sprintf("invalid --queues %d: want 1 or more, with --queue + --queues <= 65536", o.queues)}
 	}
-	if o.control == "" {
+	if o.set["control"] && o.control == "" {
 		return o, cli.UsageError{Msg: "--control must not be empty"}
 	}
 	return o, nil
+}
+
+// effectiveConfig loads the configuration file and lays the flags over it.
+func effectiveConfig(o runOptions) (config.Config, bool, error) {
+	cfg, found, err := config.Load(o.config)
+	if err != nil {
+		return cfg, false, err
+	}
+	if o.set["mode"] {
+		cfg.Mode = o.mode
+	}
+	if o.set["control"] {
+		cfg.Control.Socket = o.control
+	}
+	if o.set["queue"] {
+		cfg.Queue = o.queue
+	}
+	if o.set["queues"] {
+		cfg.Queues = o.queues
+	}
+	if o.set["log-level"] {
+		cfg.LogLevel = o.logLevel
+	}
+	cfg.ExcludePorts = append(cfg.ExcludePorts, o.excludePorts...)
+	cfg.ExcludeAddrs = append(cfg.ExcludeAddrs, o.excludeAddrs...)
+	if int(cfg.Queue)+cfg.Queues > 65536 {
+		return cfg, false, cli.UsageError{Msg: fmt.Sprintf("queues %d to %d do not fit the queue numbers 0-65535", cfg.Queue, int(cfg.Queue)+cfg.Queues-1)}
+	}
+	return cfg, found, nil
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
@@ -180,6 +239,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: o.logLevel}))
-	return runDaemon(o, log)
+	cfg, found, err := effectiveConfig(o)
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return runService(o.config, cfg, found, level, log)
 }

@@ -3,10 +3,23 @@ package main
 import (
 	"bytes"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"tcpinc.dev/tcpinc/service/config"
 )
+
+// TestMain lets tests run the test binary as tcpincd itself (kardianos
+// installs os.Executable()).
+func TestMain(m *testing.M) {
+	if os.Getenv("TCPINCD_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
 
 func TestParseRun(t *testing.T) {
 	o, err := parseRun([]string{"--mode", "divert", "--control", "/tmp/x.sock", "--queue", "7", "--queues", "2",
@@ -26,7 +39,38 @@ func TestParseRun(t *testing.T) {
 	}
 }
 
+func TestFlagsOverrideConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.toml")
+	os.WriteFile(file, []byte("mode = \"redirect\"\nexclude_ports = [22]\n[control]\nsocket = \"/tmp/from-file.sock\"\n[queue]\nfirst = 5\n"), 0o644)
+
+	o, err := parseRun([]string{"--config", file, "--exclude-port", "53"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, found, err := effectiveConfig(o)
+	if err != nil || !found {
+		t.Fatal(err, found)
+	}
+	// Flags not given leave the file's values.
+	if cfg.Mode != "redirect" || cfg.Control.Socket != "/tmp/from-file.sock" || cfg.Queue != 5 || !slices.Equal(cfg.ExcludePorts, []uint16{22, 53}) {
+		t.Errorf("config %+v", cfg)
+	}
+	o, _ = parseRun([]string{"--config", file, "--mode", "divert", "--control", "/tmp/flag.sock", "--queue", "9"}, nil)
+	cfg, _, _ = effectiveConfig(o)
+	if cfg.Mode != "divert" || cfg.Control.Socket != "/tmp/flag.sock" || cfg.Queue != 9 {
+		t.Errorf("flags did not override: %+v", cfg)
+	}
+	o, _ = parseRun([]string{"--config", file, "--queue", "65535", "--queues", "1"}, nil)
+	if _, _, err := effectiveConfig(o); err != nil {
+		t.Errorf("queue 65535: %v", err)
+	}
+}
+
 func TestRunExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("mode = \"fast\"\n"), 0o644)
 	for _, tc := range []struct {
 		args []string
 		rc   int
@@ -34,21 +78,40 @@ func TestRunExitCodes(t *testing.T) {
 	}{
 		{[]string{"--help"}, 0, "Usage: tcpincd"},
 		{[]string{"run", "--help"}, 0, "--exclude-port"},
+		{[]string{"install", "--help"}, 0, "--config"},
+		{[]string{"status", "--help"}, 0, "3 installed but not running"},
 		{[]string{"version"}, 0, "tcpincd "},
+		{[]string{"--print-default-config"}, 0, "[control]"},
+		{[]string{"--print-default-config", "x"}, 2, "no arguments"},
 		{[]string{}, 2, "Usage"},
-		{[]string{"start"}, 2, `unknown command "start"`},
+		{[]string{"begin"}, 2, `unknown command "begin"`},
+		{[]string{"start", "now"}, 2, "no arguments"},
 		{[]string{"run", "--mode", "magic"}, 2, "invalid --mode"},
 		{[]string{"run", "--queues", "0"}, 2, "invalid --queues"},
 		{[]string{"run", "--exclude-port", "0"}, 2, "not a port number"},
 		{[]string{"run", "--exclude-addr", "nope"}, 2, "not an address"},
 		{[]string{"run", "--queue", "70000"}, 2, "queue number"},
 		{[]string{"run", "extra"}, 2, "no arguments"},
-		{[]string{"run", "--mode", "redirect"}, 1, "redirect is not implemented yet"},
+		{[]string{"run", "--config", bad}, 1, `mode: "fast" is not allowed; use one of: auto, divert, redirect`},
+		{[]string{"run", "--config", filepath.Join(dir, "missing.toml")}, 1, "missing.toml"},
+		{[]string{"install", "--config", bad}, 1, `mode: "fast" is not allowed`},
 	} {
 		var out, errb bytes.Buffer
 		rc := run(tc.args, &out, &errb)
 		if rc != tc.rc || !strings.Contains(out.String()+errb.String(), tc.msg) {
 			t.Errorf("%q: rc %d (want %d), stdout %q, stderr %q", tc.args, rc, tc.rc, out.String(), errb.String())
 		}
+	}
+}
+
+func TestPrintDefaultConfig(t *testing.T) {
+	var out bytes.Buffer
+	run([]string{"--print-default-config"}, &out, &out)
+	c, err := config.Parse(out.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := config.Default(); c.Mode != d.Mode || c.Control != d.Control {
+		t.Errorf("printed config parses to %+v", c)
 	}
 }

@@ -14,9 +14,6 @@ import (
 // windowsAccess is false: admin rights come from Unix credentials.
 const windowsAccess = false
 
-// DefaultPath is where tcpincd listens unless told otherwise.
-const DefaultPath = "/run/tcpinc/tcpincd.sock"
-
 // Listen creates the control socket at path, making its directory (mode
 // 0755) if needed. The socket's mode is SocketMode, or PrivateSocketMode
 // with group acc.AdminGroup when acc.Private. A socket file left by a

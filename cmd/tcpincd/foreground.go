@@ -1,0 +1,40 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"tcpinc.dev/tcpinc/core"
+	"tcpinc.dev/tcpinc/service/config"
+	"tcpinc.dev/tcpinc/service/daemon"
+)
+
+// runDaemonLoop runs the daemon until ctx ends. reload delivers SIGHUP
+// (nil where there is none).
+func runDaemonLoop(ctx context.Context, configPath string, cfg config.Config, found bool, level *slog.LevelVar, log *slog.Logger, reload <-chan struct{}) error {
+	d, err := daemon.New(daemon.Options{
+		ConfigPath: configPath,
+		Config:     cfg,
+		Found:      found,
+		Log:        log,
+		Level:      level,
+		NewBackend: func(c *config.Config, p core.Policy, log *slog.Logger) (core.Backend, error) {
+			return newBackend(backendOptions{Mode: c.Mode, Policy: p, Queue: c.Queue, Queues: c.Queues, Log: log})
+		},
+	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-reload:
+				// Errors are logged by Reload; the daemon keeps running.
+				d.Reload()
+			}
+		}
+	}()
+	return d.Run(ctx)
+}
