@@ -40,7 +40,7 @@ pkg-darwin:
 darwin-shellcheck:
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/deps.sh shellcheck:shellcheck; fi
 	@if command -v shellcheck >/dev/null; then \
-		shellcheck -s sh $(DARWIN_SCRIPTS) && echo "darwin: shellcheck passed on $(DARWIN_SCRIPTS)"; \
+		shellcheck -s sh $(DARWIN_SCRIPTS) platform_darwin/testdata/fakepfctl && echo "darwin: shellcheck passed on $(DARWIN_SCRIPTS) and the fake pfctl"; \
 	else echo "darwin-shellcheck: SKIPPED, needs shellcheck (run make test as root to install it)"; fi
 
 # The packages build for both architectures and hold what install.sh needs

@@ -27,7 +27,11 @@ const pfctlTimeout = 15 * time.Second
 // pf manages the service's footprint in pf: the reference token that
 // keeps pf enabled, the anchor, and the two hook lines in the main
 // ruleset.
+//
+// It only runs pfctl, so it is OS-neutral code: the tests drive it with a
+// fake pfctl (testdata/fakepfctl) on any OS.
 type pf struct {
+	path      string // pfctl; "" means pfctlPath
 	log       *slog.Logger
 	tokenPath string // the reference token of the running service, for the next start after a crash
 	token     string
@@ -71,7 +75,11 @@ func pfHint(stderr string) string {
 func (p *pf) run(stdin string, args ...string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), pfctlTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, pfctlPath, args...)
+	path := p.path
+	if path == "" {
+		path = pfctlPath
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
