@@ -10,6 +10,15 @@
 # opens the menu; ImageMagick's import takes the picture. No traffic is
 # captured and nothing outside the temporary directory is touched.
 #
+# As root (unless TRAY_LIVE=0) it then shows the tray against a real
+# tcpincd: two network namespaces tcit-a-PID and tcit-b-PID joined by a
+# veth pair, tcpincd in each, slow HTTP downloads from a to b kept open
+# (to port 8080, encrypted, and to port 8081, which b's tcpincd excludes,
+# so they stay plain). The tray, outside the namespaces, reads tcpincd a's
+# control socket, and its menu turns encryption off for real. tcpincd never
+# runs in the host's own network namespace; the namespaces are deleted on
+# every exit path.
+#
 # Usage: scripts/tray-screenshot.sh [OUTDIR]   (default docs/)
 # As root it installs the Debian packages it needs; otherwise it says which.
 set -euo pipefail
@@ -18,7 +27,15 @@ cd "$(dirname "$0")/.."
 outdir=${1:-docs}
 GO=${GO:-go}
 
+live=0
+if [ "$(id -u)" -eq 0 ] && [ "${TRAY_LIVE:-1}" != 0 ]; then
+	live=1
+fi
+
 if [ -z "${TCIT_INNER:-}" ]; then
+	if [ $live = 1 ]; then
+		scripts/deps.sh ip:iproute2 nft:nftables python3:python3 curl:curl
+	fi
 	scripts/deps.sh Xvfb:xvfb xdotool:xdotool import:imagemagick /usr/bin/convert:imagemagick \
 		dbus-run-session:dbus-daemon dbus-send:dbus-bin xterm:xterm \
 		gtk-sni-tray-standalone:haskell-gtk-sni-tray-utils \
@@ -30,9 +47,15 @@ fi
 CONVERT=/usr/bin/convert # /usr/local/bin may hold a stand-in of that name
 tmp=$(mktemp -d /tmp/tcit-tray.XXXXXX)
 pids=()
+NS_A=tcit-a-$$
+NS_B=tcit-b-$$
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	if [ $live = 1 ]; then
+		ip netns del "$NS_A" 2>/dev/null || true
+		ip netns del "$NS_B" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -45,6 +68,7 @@ mkdir -p "$tmp/bin"
 CGO_ENABLED=0 $GO build -o "$tmp/bin/tcpinc-tray" ./cmd/tcpinc-tray
 CGO_ENABLED=0 $GO build -o "$tmp/bin/tcpinc" ./cmd/tcpinc
 CGO_ENABLED=0 $GO build -o "$tmp/bin/fakectld" ./cmd/tcpinc-tray/internal/fakectl/fakectld
+[ $live = 1 ] && CGO_ENABLED=0 $GO build -o "$tmp/bin/tcpincd" ./cmd/tcpincd
 
 # Xvfb picks a free display and writes its number to fd 3.
 width=640 height=400 bar=32
@@ -96,8 +120,8 @@ stop_fake() {
 	[ -n "$fake" ] && kill "$fake" 2>/dev/null && wait "$fake" 2>/dev/null || true
 	fake=
 }
-start_tray() {
-	"$tmp/bin/tcpinc-tray" --control "$sock" --interval 1s 2>>"$tmp/tray.log" &
+start_tray() { # [control socket]
+	"$tmp/bin/tcpinc-tray" --control "${1:-$sock}" --interval 1s 2>>"$tmp/tray.log" &
 	tray=$!
 	pids+=($tray)
 	wait_for "tcpinc-tray's StatusNotifierItem" has_name "org.kde.StatusNotifierItem-$tray-1"
@@ -183,8 +207,73 @@ sleep 2
 import -window root "$tmp/full.png"
 "$CONVERT" "$tmp/full.png" -trim +repage "$outdir/tray-open-status.png"
 echo "tray-screenshot: $outdir/tray-open-status.png"
+# The terminal is the tray's child no more: close it by its pid.
+for w in $(xdotool search --class xterm 2>/dev/null); do
+	p=$(xdotool getwindowpid "$w" 2>/dev/null) && kill "$p" 2>/dev/null || true
+done
 stop_tray
 stop_fake
+
+live_demo() {
+	local ip_a=10.231.77.1 ip_b=10.231.77.2
+	echo "tray-screenshot: live: namespaces $NS_A and $NS_B, tcpincd in both"
+	ip netns add "$NS_A"
+	ip netns add "$NS_B"
+	ip -n "$NS_A" link add tcit-va type veth peer name tcit-vb netns "$NS_B"
+	ip -n "$NS_A" addr add $ip_a/24 dev tcit-va
+	ip -n "$NS_B" addr add $ip_b/24 dev tcit-vb
+	for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
+	ip -n "$NS_A" link set tcit-va up
+	ip -n "$NS_B" link set tcit-vb up
+	ip netns exec "$NS_A" "$tmp/bin/tcpincd" run --control "$tmp/a.sock" 2>"$tmp/tcpincd-a.log" &
+	pids+=($!)
+	ip netns exec "$NS_B" "$tmp/bin/tcpincd" run --control "$tmp/b.sock" --exclude-port 8081 2>"$tmp/tcpincd-b.log" &
+	pids+=($!)
+	for side in a b; do
+		wait_for "tcpincd $side" sh -c "'$tmp/bin/tcpinc' --control '$tmp/$side.sock' status --json 2>/dev/null | grep -q '\"running\": true'" ||
+			{ cat "$tmp/tcpincd-$side.log" >&2; return 1; }
+	done
+	mkdir -p "$tmp/www"
+	head -c $((4 << 20)) /dev/zero >"$tmp/www/big"
+	for port in 8080 8081; do
+		ip netns exec "$NS_B" python3 -m http.server $port --bind $ip_b --directory "$tmp/www" >/dev/null 2>&1 &
+		pids+=($!)
+	done
+	wait_for "the HTTP servers" sh -c "[ \$(ip netns exec '$NS_B' ss -Htln | wc -l) -ge 2 ]"
+	# Slow downloads keep the connections open: three encrypted, two plain.
+	for port in 8080 8080 8080 8081 8081; do
+		ip netns exec "$NS_A" curl -sS -o /dev/null --limit-rate 4k "http://$ip_b:$port/big" &
+		pids+=($!)
+	done
+	if ! "$tmp/bin/tcpinc" --control "$tmp/a.sock" status --json | grep -q '"enabled": true'; then
+		echo "tray-screenshot: live part SKIPPED: this tcpincd does not report \"enabled\" in its status (tcpincd predates the enable/disable control methods)" >&2
+		return 0
+	fi
+	wait_for "three encrypted connections" sh -c "'$tmp/bin/tcpinc' --control '$tmp/a.sock' status --json | grep -q '\"encrypted\": 3'"
+	"$tmp/bin/tcpinc" --control "$tmp/a.sock" conns | sed 's/^/tray-screenshot: live:   /'
+	start_tray "$tmp/a.sock"
+	bar_shot live
+	open_menu
+	shot live
+	# Turn encryption off through the menu, as root: tcpincd obeys; the
+	# encrypted connections stay encrypted.
+	xdotool key Down Return
+	sleep 2
+	open_menu
+	shot live-off
+	close_menu
+	if ! "$tmp/bin/tcpinc" --control "$tmp/a.sock" status --json | grep -q '"enabled": false'; then
+		echo "tray-screenshot: live: the menu did not turn tcpincd a off" >&2
+		return 1
+	fi
+	echo "tray-screenshot: live: the menu turned tcpincd off"
+	stop_tray
+}
+if [ $live = 1 ]; then
+	live_demo
+else
+	echo "tray-screenshot: live part SKIPPED (needs root; TRAY_LIVE=0 also skips it)"
+fi
 
 # The four states side by side, magnified, for the README.
 "$CONVERT" "$tmp/bar-off.png" "$tmp/bar-on.png" "$tmp/bar-encrypted.png" "$tmp/bar-error.png" \

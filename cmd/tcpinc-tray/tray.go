@@ -4,12 +4,14 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 
 	"fyne.io/systray"
 
 	"tcpinc.dev/tcpinc/cmd/tcpinc-tray/internal/tray"
+	"tcpinc.dev/tcpinc/service/cli"
 )
 
 func main() {
@@ -18,6 +20,10 @@ func main() {
 		os.Exit(code)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := preflight(log); err != nil {
+		fmt.Fprintf(os.Stderr, "tcpinc-tray: %v\n", err)
+		os.Exit(cli.ExitFailure)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	onReady := func() {
