@@ -8,6 +8,8 @@ import (
 	"image"
 	"image/png"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -39,9 +41,19 @@ func TestSourcesUnchanged(t *testing.T) {
 		}
 		seen[file] = true
 	}
+	// Every SVG here is a source and must be listed.
+	svgs, err := filepath.Glob("*.svg")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, n := range All {
-		if !seen[string(n)+".svg"] {
-			t.Errorf("SOURCES.sha256 does not list %s.svg", n)
+		if !slices.Contains(svgs, string(n)+".svg") {
+			t.Errorf("%s.svg is missing", n)
+		}
+	}
+	for _, f := range svgs {
+		if !seen[f] {
+			t.Errorf("SOURCES.sha256 does not list %s: run 'make tray-icons'", f)
 		}
 	}
 }

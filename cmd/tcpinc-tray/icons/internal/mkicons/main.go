@@ -3,6 +3,9 @@
 // cmd/tcpinc-tray/icons (or `make tray-icons`, which also installs
 // rsvg-convert from Debian's librsvg2-bin).
 //
+// A source named <state>-<size>.svg, drawn on that size's pixel grid,
+// replaces <state>.svg for that size (the 16-pixel icons have one).
+//
 // The PNGs are re-encoded by image/png so that their bytes depend only on
 // the pixels rsvg-convert produced, and SOURCES.sha256 records the SVGs
 // they came from, so a test can tell when a source changed without a
@@ -52,16 +55,26 @@ func run(dir string) error {
 		}
 	}
 	var sums strings.Builder
+	hashed := make(map[string]bool)
 	for _, st := range states {
-		svg := filepath.Join(dir, st+".svg")
-		src, err := os.ReadFile(svg)
-		if err != nil {
-			return err
-		}
-		h := sha256.Sum256(src)
-		fmt.Fprintf(&sums, "%s  %s.svg\n", hex.EncodeToString(h[:]), st)
 		byS := make(map[int][]byte)
 		for _, n := range pngSizes {
+			// A source drawn for one size (on its pixel grid) wins over
+			// the general one.
+			name := fmt.Sprintf("%s-%d.svg", st, n)
+			if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+				name = st + ".svg"
+			}
+			svg := filepath.Join(dir, name)
+			src, err := os.ReadFile(svg)
+			if err != nil {
+				return err
+			}
+			if !hashed[name] {
+				h := sha256.Sum256(src)
+				fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(h[:]), name)
+				hashed[name] = true
+			}
 			out, err := exec.Command(rsvg, "--width", fmt.Sprint(n), "--height", fmt.Sprint(n), "--format", "png", svg).Output()
 			if err != nil {
 				return fmt.Errorf("rendering %s at %d px: %w", svg, n, err)
