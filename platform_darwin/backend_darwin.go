@@ -288,6 +288,15 @@ func (b *Backend) serve(ctx context.Context, c net.Conn) {
 		resetConn(c)
 		return
 	}
+	if b.isWireLeg(src, dst) {
+		// One of the proxy's own wire legs came back to it: pf's group
+		// match did not exempt a re-injected SYN. Proxying it would
+		// dial again and loop; refuse, loudly.
+		b.ctr.loops.Add(1)
+		b.log.Error("a wire leg of the proxy was redirected to the proxy; pf's group exemption does not hold on this macOS (see docs/macos.md, Not verified)", "src", src, "dst", dst)
+		resetConn(c)
+		return
+	}
 	if dst.Addr().IsLoopback() || dst.Port() == b.port && slices.Contains(b.hostAddrs(), dst.Addr()) {
 		b.ctr.loops.Add(1)
 		b.log.Warn("redirected connection points at the proxy itself; closed", "src", src, "dst", dst)
@@ -502,6 +511,14 @@ func (b *Backend) startSnoops(ctx context.Context) {
 		b.wg.Go(func() { b.snoopLoop(ctx, d) })
 		b.log.Debug("snooping SYN-ACKs", "if", name, "dlt", d.dlt)
 	}
+}
+
+// isWireLeg reports whether src → dst is one of the proxy's own wire
+// legs while it is being set up.
+func (b *Backend) isWireLeg(src, dst netip.AddrPort) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.marked[markKey{src.Port(), dst}] != nil
 }
 
 // legDone clears the mark of a wire leg whose handshake the hook has
