@@ -370,6 +370,15 @@ func (b *Backend) reflectOne(r *reflector, buf []byte) {
 	if err != nil {
 		b.ctr.injectErrors.Add(1)
 		b.log.Info("re-injecting a handshake segment failed", "src", key.local, "dst", key.remote, "err", err)
+		if errors.Is(err, unix.EMSGSIZE) {
+			// A full-sized segment has no room for the 4 bytes of
+			// "45 02" within the path MTU (a resumed session sending
+			// data at once). Stop reflecting the leg: the kernel's
+			// retransmission goes out as it is. ENO already travelled
+			// in the SYN and the ACK before it.
+			b.hook.Forget(key.local, key.remote)
+			b.legDone(key)
+		}
 		return
 	}
 	b.ctr.injected.Add(1)
