@@ -1,13 +1,18 @@
-// Command tcpinc shows what tcpincd, the tcpinc daemon, is doing.
+// Command tcpinc shows and controls tcpincd, the tcpinc daemon.
 //
 // Usage:
 //
 //	tcpinc [--control PATH] status [--json]
 //	tcpinc [--control PATH] conns [--json]
+//	tcpinc [--control PATH] sessid [--json] LOCAL REMOTE
+//	tcpinc [--control PATH] sessid [--json] --pid PID --fd FD   (Linux)
+//	tcpinc [--control PATH] up | down | reload
+//	tcpinc [--control PATH] metrics
 //	tcpinc version
 //
-// Exit status: 0 on success, 1 on an error (including tcpincd not
-// running), 2 on a usage error.
+// Read-only commands work for every local user; up, down and reload need
+// root or the admin group (see docs/service.md). Exit status: see the
+// exit* constants and 'tcpinc --help'.
 package main
 
 import (
@@ -16,29 +21,58 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"os"
-	"slices"
 	"strings"
-	"tcpinc.dev/tcpinc/service/cli"
-	"text/tabwriter"
 
+	"tcpinc.dev/tcpinc/service/cli"
+	"tcpinc.dev/tcpinc/service/config"
 	"tcpinc.dev/tcpinc/service/control"
-	"tcpinc.dev/tcpinc/service/version"
 )
 
-var mainUsage = `Usage: tcpinc [--control PATH] <command> [flags]
+// Exit codes beyond cli's 0 (success), 1 (failure) and 2 (usage).
+const (
+	// exitNotRunning: tcpincd does not answer on its control socket.
+	exitNotRunning = 3
+	// exitPermission: the caller may not do this (up, down, reload as a
+	// user outside the admin group).
+	exitPermission = 4
+	// exitNoSession: sessid: the connection has no session ID because
+	// TCP-ENO is not in effect on it (the API draft's EINVAL).
+	exitNoSession = 5
+	// exitNotYet: sessid: TCP-ENO is still being negotiated (ENOTCONN).
+	exitNotYet = 6
+)
 
-tcpinc shows the state of tcpincd, which encrypts this host's TCP
-connections with TCP-ENO and tcpcrypt (RFC 8547, RFC 8548).
+var mainUsage = `Usage: tcpinc [--control PATH] <command> [flags] [arguments]
+
+tcpinc shows and controls tcpincd, which encrypts this host's TCP
+connections with TCP-ENO and tcpcrypt (RFC 8547, RFC 8548) whenever the
+peer supports them.
 
 Commands:
-  status     daemon state and counters
+  status     whether tcpincd runs and encrypts, connection counts, counters
   conns      connections tcpincd tracks, with their session IDs
-  version    print the version
+  sessid     the session ID (and role, TEP, AEAD...) of one connection
+  up         offer encryption to new connections (admin)
+  down       stop offering encryption to new connections; encrypted
+             connections keep working (admin)
+  reload     read the configuration file again (admin)
+  metrics    counters in the Prometheus text format
+  version    tcpinc's and tcpincd's versions
 
 Global flags:
-  --control PATH   tcpincd's control socket (default ` + control.DefaultPath + `)
+  --control PATH   tcpincd's control socket (default: control.socket in
+                   ` + config.DefaultPath + `, else ` + control.DefaultPath + `;
+                   the environment variable TCPINC_CONTROL overrides both)
+
+Exit status:
+  0  success
+  1  failure
+  2  usage error
+  3  tcpincd is not running (does not answer on its control socket)
+  4  permission denied (up, down, reload need root or the admin group)
+  5  sessid: no session ID, TCP-ENO is not in effect on the connection
+  6  sessid: TCP-ENO is still being negotiated; ask again
 
 Run 'tcpinc <command> --help' for a command's flags.
 `
@@ -46,6 +80,15 @@ Run 'tcpinc <command> --help' for a command's flags.
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// exitError carries a specific exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	err := dispatch(args, stdout)
@@ -58,17 +101,72 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cli.ExitUsage
 	}
 	fmt.Fprintf(stderr, "tcpinc: %v\n", err)
+	var ee *exitError
+	var unreachable *control.UnreachableError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &unreachable):
+		return exitNotRunning
+	case control.IsPermission(err):
+		return exitPermission
+	}
 	return cli.ExitFailure
 }
 
-func dispatch(args []string, stdout io.Writer) error {
-	path := control.DefaultPath
+// defaultControlPath is TCPINC_CONTROL, else the socket the default
+// configuration file names, else control.DefaultPath.
+func defaultControlPath() string {
 	if env := os.Getenv("TCPINC_CONTROL"); env != "" {
-		path = env
+		return env
 	}
+	if cfg, found, err := config.Load(""); err == nil && found {
+		return cfg.Control.Socket
+	}
+	return control.DefaultPath
+}
+
+// command is one subcommand.
+type command struct {
+	usage string
+	// json: the command takes --json.
+	json bool
+	// flags adds the command's own flags.
+	flags func(fs *flag.FlagSet, o *opts)
+	// args checks the positional arguments.
+	nargs func(n int) bool
+	run   func(o *opts, args []string, stdout io.Writer) error
+}
+
+// opts are the flags every command shares, and the command's own.
+type opts struct {
+	path   string
+	asJSON bool
+	pid    int
+	fd     int
+}
+
+var commands map[string]*command
+
+func init() {
+	none := func(n int) bool { return n == 0 }
+	commands = map[string]*command{
+		"status":  {usage: statusUsage, json: true, nargs: none, run: cmdStatus},
+		"conns":   {usage: connsUsage, json: true, nargs: none, run: cmdConns},
+		"sessid":  {usage: sessidUsage, json: true, flags: sessidFlags, nargs: func(n int) bool { return n == 0 || n == 2 }, run: cmdSessid},
+		"up":      {usage: upUsage, nargs: none, run: func(o *opts, _ []string, w io.Writer) error { return cmdSetEnabled(o, true, w) }},
+		"down":    {usage: downUsage, nargs: none, run: func(o *opts, _ []string, w io.Writer) error { return cmdSetEnabled(o, false, w) }},
+		"reload":  {usage: reloadUsage, json: true, nargs: none, run: cmdReload},
+		"metrics": {usage: metricsUsage, nargs: none, run: cmdMetrics},
+		"version": {usage: versionUsage, json: true, nargs: none, run: cmdVersion},
+	}
+}
+
+func dispatch(args []string, stdout io.Writer) error {
+	o := &opts{path: defaultControlPath()}
 	global := flag.NewFlagSet("tcpinc", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
-	global.StringVar(&path, "control", path, "")
+	global.StringVar(&o.path, "control", o.path, "")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, mainUsage)
@@ -78,168 +176,54 @@ func dispatch(args []string, stdout io.Writer) error {
 	}
 	args = global.Args()
 	if len(args) == 0 {
-		return cli.UsageError{Msg: "no command given (status, conns, version)"}
+		return cli.UsageError{Msg: "no command given (status, conns, sessid, up, down, reload, metrics, version)"}
 	}
-	cmd, args := args[0], args[1:]
-	switch cmd {
-	case "help":
+	name, args := args[0], args[1:]
+	if name == "help" {
 		fmt.Fprint(stdout, mainUsage)
 		return nil
-	case "version":
-		if _, err := parseSub("version", "Usage: tcpinc version\n\nPrints tcpinc's version, and tcpincd's if it is running.\n", args, &path, stdout, false); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "tcpinc %s\n", version.String())
-		if cl, err := control.Dial(path); err == nil {
-			defer cl.Close()
-			if st, err := cl.Status(); err == nil {
-				fmt.Fprintf(stdout, "tcpincd %s\n", st.Version)
-			}
-		}
-		return nil
-	case "status":
-		asJSON, err := parseSub("status", statusUsage, args, &path, stdout, true)
-		if err != nil {
-			return err
-		}
-		return cmdStatus(path, asJSON, stdout)
-	case "conns":
-		asJSON, err := parseSub("conns", connsUsage, args, &path, stdout, true)
-		if err != nil {
-			return err
-		}
-		return cmdConns(path, asJSON, stdout)
 	}
-	return cli.UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
-}
-
-const statusUsage = `Usage: tcpinc [--control PATH] status [--json]
-
-Shows whether tcpincd is capturing, how many connections it tracks, and its
-non-zero counters (--json: all of them).
-
-Flags:
-`
-
-const connsUsage = `Usage: tcpinc [--control PATH] conns [--json]
-
-Lists the connections tcpincd tracks. SESSION-ID is the tcpcrypt session ID
-(shortened; --json prints it whole); both ends of an encrypted connection
-show the same one, so compare it out of band to rule out a
-man in the middle.
-
-Flags:
-`
-
-// parseSub parses a subcommand's flags: --json (if withJSON) and
-// --control, which is accepted after the command too.
-func parseSub(name, usage string, args []string, path *string, stdout io.Writer, withJSON bool) (bool, error) {
+	c, ok := commands[name]
+	if !ok {
+		return cli.UsageError{Msg: fmt.Sprintf("unknown command %q", name)}
+	}
 	fs := flag.NewFlagSet("tcpinc "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	var asJSON bool
-	if withJSON {
-		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	if c.json {
+		fs.BoolVar(&o.asJSON, "json", false, "print JSON")
 	}
-	fs.StringVar(path, "control", *path, "tcpincd's control socket `path`")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			cli.PrintFlags(stdout, fs)
-			return false, err
+	if c.flags != nil {
+		c.flags(fs, o)
+	}
+	fs.StringVar(&o.path, "control", o.path, "tcpincd's control socket `path`")
+	// Flags may come before or after the arguments.
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, c.usage)
+				cli.PrintFlags(stdout, fs)
+				return err
+			}
+			return cli.UsageError{Msg: err.Error()}
 		}
-		return false, cli.UsageError{Msg: err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return false, cli.UsageError{Msg: fmt.Sprintf("%s takes no arguments, got %q", name, fs.Arg(0))}
-	}
-	return asJSON, nil
-}
-
-func cmdStatus(path string, asJSON bool, stdout io.Writer) error {
-	cl, err := control.Dial(path)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	st, err := cl.Status()
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return writeJSON(stdout, st)
-	}
-	state := "stopped (not capturing)"
-	if st.Running {
-		state = "running"
-	}
-	fmt.Fprintf(stdout, "tcpincd:     %s\n", st.Version)
-	fmt.Fprintf(stdout, "mode:        %s\n", st.Mode)
-	fmt.Fprintf(stdout, "state:       %s\n", state)
-	fmt.Fprintf(stdout, "connections: %d tracked\n", st.Conns)
-	names := slices.Sorted(maps.Keys(st.Counters))
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	zero := 0
-	fmt.Fprintln(stdout, "counters:")
-	for _, n := range names {
-		if st.Counters[n] == 0 {
-			zero++
-			continue
+		if fs.NArg() == 0 {
+			break
 		}
-		fmt.Fprintf(tw, "  %s\t%d\n", n, st.Counters[n])
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	tw.Flush()
-	if zero > 0 {
-		fmt.Fprintf(stdout, "  (%d counters at zero not shown; --json shows all)\n", zero)
-	}
-	return nil
-}
-
-func cmdConns(path string, asJSON bool, stdout io.Writer) error {
-	cl, err := control.Dial(path)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	cs, err := cl.Conns()
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		if cs == nil {
-			cs = []control.ConnJSON{}
+	if !c.nargs(len(pos)) {
+		if len(pos) == 0 {
+			return cli.UsageError{Msg: fmt.Sprintf("%s needs arguments; see 'tcpinc %s --help'", name, name)}
 		}
-		return writeJSON(stdout, cs)
+		return cli.UsageError{Msg: fmt.Sprintf("%s: unexpected arguments %q", name, strings.Join(pos, " "))}
 	}
-	writeConnsTable(stdout, cs)
-	return nil
+	return c.run(o, pos, stdout)
 }
 
-func writeConnsTable(w io.Writer, cs []control.ConnJSON) {
-	slices.SortFunc(cs, func(a, b control.ConnJSON) int {
-		return strings.Compare(a.Local+" "+a.Remote, b.Local+" "+b.Remote)
-	})
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "LOCAL\tREMOTE\tSTATE\tROLE\tTEP\tAEAD\tSESSION-ID")
-	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Local, c.Remote, c.State, c.Role,
-			dash(c.TEP), dash(c.AEAD), dash(shortID(c.SessionID)))
-	}
-	tw.Flush()
-}
-
-// shortID shortens a hex session ID for the table.
-func shortID(id string) string {
-	if len(id) <= 16 {
-		return id
-	}
-	return id[:16] + "…"
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+func dial(o *opts) (*control.Client, error) {
+	return control.Dial(o.path)
 }
 
 func writeJSON(w io.Writer, v any) error {
