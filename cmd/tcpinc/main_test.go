@@ -41,7 +41,7 @@ func (f *fake) Conns() ([]control.ConnJSON, error) {
 }
 
 func (f *fake) Counters() (map[string]uint64, error) { return map[string]uint64{"x": 1}, nil }
-func (f *fake) Metrics() (string, error)              { return "tcpinc_up 1\n", nil }
+func (f *fake) Metrics() (string, error)             { return "tcpinc_up 1\n", nil }
 func (f *fake) SetEnabled(on bool) error {
 	f.enabled = on
 	return nil
@@ -261,4 +261,3 @@ func TestSize(t *testing.T) {
 		}
 	}
 }
-
