@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -87,6 +90,14 @@ func TestRedirectHelper(t *testing.T) {
 		err = helperServer(args[1:])
 	case "client":
 		err = helperClient(args[1:])
+	case "sink":
+		err = helperSink(args[1:])
+	case "source":
+		err = helperSource(args[1:])
+	case "halfclose":
+		err = helperHalfClose(args[1:])
+	case "reset":
+		err = helperReset(args[1:])
 	default:
 		err = fmt.Errorf("unknown helper mode %q", args[0])
 	}
@@ -185,6 +196,11 @@ func startRedirect(t *testing.T, ns string) *child {
 	b := spawnR(t, ns, "rbackend", "0")
 	kind := b.expect("READY", 10*time.Second)
 	t.Logf("redirect backend in %s ready, queueing with %s", ns, kind)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("redirect backend in %s logged:\n%s", ns, b.log())
+		}
+	})
 	return b
 }
 
@@ -410,16 +426,248 @@ func TestRedirectThroughput(t *testing.T) {
 	const size = 100 << 20
 	p := newRPair(t)
 	srvAddr := net.JoinHostPort(addrB4, "7104")
-	cli, srv, _, plain := transfer(t, p.a, p.b, srvAddr, size, 0)
-	cli.stop(5 * time.Second)
-	srv.stop(5 * time.Second)
+	sink := spawnR(t, p.b, "sink", srvAddr)
+	sink.expect("LISTENING", 5*time.Second)
+	measure := func() float64 {
+		src := spawnR(t, p.a, "source", srvAddr, itoa(size))
+		_, secs := splitDone(src.expect("DONE", 120*time.Second))
+		src.stop(5 * time.Second)
+		return secs
+	}
+	plain := measure()
 	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
-	cli, srv, _, red := transfer(t, p.a, p.b, srvAddr, size, 0)
-	cli.stop(5 * time.Second)
-	srv.stop(5 * time.Second)
+	red := measure()
+	ctr := ba.rcounters(t)
+	if ctr.Proxy.Encrypted != 1 || ctr.Proxy.BytesOut != size {
+		t.Errorf("the redirected transfer was not encrypted: %+v", ctr.Proxy)
+	}
 	mib := float64(size) / (1 << 20)
 	t.Logf("100 MiB: plain %.3f s (%.0f MiB/s), redirect %.3f s (%.0f MiB/s): redirect/plain = %.2f",
 		plain, mib/plain, red, mib/red, plain/red)
+	sink.stop(5 * time.Second)
 	stopRedirect(t, ba, p.a)
 	stopRedirect(t, bb, p.b)
+}
+
+// TestRedirectHalfCloseReset: a client's half-close reaches the server
+// as EOF while the reply still comes back; a server's reset reaches the
+// client as a reset, not an EOF.
+func TestRedirectHalfCloseReset(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
+	srvAddr := net.JoinHostPort(addrB4, "7105")
+	srv := spawnR(t, p.b, "halfclose", "server", srvAddr)
+	srv.expect("LISTENING", 5*time.Second)
+	cli := spawnR(t, p.a, "halfclose", "client", srvAddr, itoa(300000))
+	cli.expect("DONE", 20*time.Second)
+	srv.expect("SERVED", 5*time.Second)
+
+	srvAddr = net.JoinHostPort(addrB4, "7106")
+	srv = spawnR(t, p.b, "reset", "server", srvAddr)
+	srv.expect("LISTENING", 5*time.Second)
+	cli = spawnR(t, p.a, "reset", "client", srvAddr)
+	if msg := cli.expect("READERR", 15*time.Second); !strings.Contains(msg, "connection reset") {
+		t.Errorf("client read after the server's reset: %q, want connection reset", msg)
+	}
+	if n := ba.rcounters(t).Proxy.Encrypted; n != 2 {
+		t.Errorf("%d connections encrypted, want 2", n)
+	}
+	stopRedirect(t, ba, p.a)
+	stopRedirect(t, bb, p.b)
+}
+
+// TestRedirectResumption: a second connection to the same peer resumes
+// the first one's session (no Init1/Init2), with equal session IDs.
+func TestRedirectResumption(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
+	srvAddr := net.JoinHostPort(addrB4, "7107")
+	srv := spawnR(t, p.b, "server", srvAddr)
+	srv.expect("LISTENING", 5*time.Second)
+	for i := range 2 {
+		cli := spawnR(t, p.a, "client", srvAddr, itoa(100000), itoa(1000))
+		local, _ := splitDone(cli.expect("DONE", 20*time.Second))
+		ca, okA := findR(ba.rconns(t), local, srvAddr)
+		var cb rconnJSON
+		okB := false
+		for _, c := range bb.rconns(t) {
+			if c.Local == srvAddr && c.SessionID == ca.SessionID {
+				cb, okB = c, true
+			}
+		}
+		if !okA || !okB || ca.State != "encrypted" || ca.Resumed != (i == 1) || cb.Resumed != (i == 1) {
+			t.Errorf("connection %d: client %+v (%v), server %+v (%v); want encrypted, resumed %v, same session ID", i, ca, okA, cb, okB, i == 1)
+		}
+		cli.stop(5 * time.Second)
+	}
+	srv.stop(5 * time.Second)
+	if n := bb.rcounters(t).Proxy.Resumed; n != 1 {
+		t.Errorf("server side resumed %d connections, want 1", n)
+	}
+	stopRedirect(t, ba, p.a)
+	stopRedirect(t, bb, p.b)
+}
+
+// TestRedirectUnreachable: a destination that never answers stays
+// unanswered for the application: its connect times out, it is not
+// accepted and then closed.
+func TestRedirectUnreachable(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	ba := startRedirect(t, p.a)
+	mustRun(t, "ip", "netns", "exec", p.b, "nft", "add table inet tcirblackhole { chain in { type filter hook input priority 0; tcp dport 7108 drop; }; }")
+	cli := spawnR(t, p.a, "client", net.JoinHostPort(addrB4, "7108"), "10", "10")
+	if msg := cli.expect("ERROR", 15*time.Second); !strings.Contains(msg, "timeout") {
+		t.Errorf("client: %q, want a connect timeout", msg)
+	}
+	if c := ba.rcounters(t); c.Proxy.Conns != 0 {
+		t.Errorf("%d connections proxied to a destination that never answered", c.Proxy.Conns)
+	}
+	stopRedirect(t, ba, p.a)
+}
+
+// helperSink: "sink <addr>" accepts connections, reads each to EOF and
+// answers with the byte count (8 bytes) before closing: a throughput
+// server that costs no CPU per byte but the copy.
+func helperSink(args []string) error {
+	ln, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Println("LISTENING", ln.Addr())
+	go func() { io.Copy(io.Discard, os.Stdin); ln.Close() }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil
+		}
+		go func() {
+			defer c.Close()
+			n, err := io.Copy(io.Discard, c)
+			if err != nil {
+				fmt.Println("SINKERR", err)
+				return
+			}
+			c.Write(binary.BigEndian.AppendUint64(nil, uint64(n)))
+			fmt.Println("SUNK", n)
+		}()
+	}
+}
+
+// helperSource: "source <addr> <bytes>" sends that many bytes of
+// marker-laden data (a 1 MiB block repeated), half-closes, waits for
+// the sink's count and prints "DONE <local> <seconds from connect to
+// count>".
+func helperSource(args []string) error {
+	n, _ := strconv.Atoi(args[1])
+	block := pattern(1<<20, 3)
+	start := time.Now()
+	c, err := net.DialTimeout("tcp", args[0], 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(120 * time.Second))
+	for left := n; left > 0; {
+		k := min(left, len(block))
+		if _, err := c.Write(block[:k]); err != nil {
+			return fmt.Errorf("sending: %w", err)
+		}
+		left -= k
+	}
+	c.(*net.TCPConn).CloseWrite()
+	var cnt [8]byte
+	if _, err := io.ReadFull(c, cnt[:]); err != nil {
+		return fmt.Errorf("reading the count: %w", err)
+	}
+	if got := binary.BigEndian.Uint64(cnt[:]); got != uint64(n) {
+		return fmt.Errorf("the sink received %d bytes, want %d", got, n)
+	}
+	fmt.Println("DONE", c.LocalAddr(), time.Since(start).Seconds())
+	return nil
+}
+
+// helperHalfClose: "halfclose server <addr>" reads to EOF, then replies
+// with the SHA-256 of what it read and closes; "halfclose client <addr>
+// <bytes>" sends, half-closes, and checks the reply arrives after its
+// own FIN: half-close carried through both proxies.
+func helperHalfClose(args []string) error {
+	if args[0] == "server" {
+		ln, err := net.Listen("tcp", args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("LISTENING", ln.Addr())
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, c); err != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // the reply clearly follows the FIN
+		_, err = c.Write(h.Sum(nil))
+		fmt.Println("SERVED")
+		return err
+	}
+	n, _ := strconv.Atoi(args[2])
+	c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	data := pattern(n, 4)
+	if _, err := c.Write(data); err != nil {
+		return err
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return err
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		return fmt.Errorf("reading after half-close: %w", err)
+	}
+	want := sha256.Sum256(data)
+	if !bytes.Equal(got, want[:]) {
+		return fmt.Errorf("reply after half-close: %x, want %x", got, want)
+	}
+	fmt.Println("DONE")
+	return nil
+}
+
+// helperReset: "reset server <addr>" accepts one connection, reads a
+// byte, then aborts it with SO_LINGER 0; "reset client <addr>" writes a
+// byte and prints "READERR <error>" for what its next read returns.
+func helperReset(args []string) error {
+	if args[0] == "server" {
+		ln, err := net.Listen("tcp", args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Println("LISTENING", ln.Addr())
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		io.ReadFull(c, make([]byte, 1))
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		fmt.Println("RESET")
+		return nil
+	}
+	c, err := net.DialTimeout("tcp", args[1], 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte{1})
+	_, err = c.Read(make([]byte, 1))
+	fmt.Println("READERR", err)
+	return nil
 }

@@ -124,6 +124,7 @@ type HookCounters struct {
 	NoOptionSpace  uint64 // SYNs without room for ENO (left plain)
 	OptionsAdded   uint64 // ENO options written into segments
 	SYNDataDropped uint64 // received SYN+ENO payloads discarded (RFC 8547 §4.7)
+	MSSClamped     uint64 // SYN-ACKs whose MSS was lowered to leave room for ENO
 	Enabled        uint64 // legs on which ENO succeeded
 	Plain          uint64 // legs on which ENO failed (by reason below)
 	PlainReasons   [eno.NumReasons]uint64
@@ -389,6 +390,9 @@ func (h *Hook) recv(c *hookConn, pk *packet.Packet, buf []byte) ([]byte, Verdict
 		c.gotNonSYN = true
 	}
 	act := Pass
+	if c.active && flags&packet.SYN != 0 && flags&packet.ACK != 0 && c.tracker.State() != eno.StateDisabled && h.clampMSS(pk) {
+		act = Modified
+	}
 	if v.DiscardSYNData && pk.PayloadLen() > 0 {
 		if err := pk.SetPayload(nil); err == nil {
 			pk.UpdateTCPChecksum()
@@ -399,6 +403,33 @@ func (h *Hook) recv(c *hookConn, pk *packet.Packet, buf []byte) ([]byte, Verdict
 		}
 	}
 	return buf, Verdict{Action: act, Done: h.settle(c)}
+}
+
+// mssReduction is what the hook takes off the MSS a peer announces in
+// its SYN-ACK: the active side's segments carry the non-SYN ENO option
+// (4 bytes with padding) until the peer's first non-SYN segment, and a
+// resumed session sends full-size data at once; without room for the
+// option those segments would exceed the path MTU and never arrive.
+const mssReduction = 4
+
+// clampMSS lowers the MSS option of a SYN-ACK (before the local stack
+// reads it) and reports whether it did.
+func (h *Hook) clampMSS(pk *packet.Packet) bool {
+	tcp := pk.TCP()
+	o, ok := tcp.Options().Find(2)
+	if !ok || len(o.Data) != 2 {
+		return false
+	}
+	mss := uint16(o.Data[0])<<8 | uint16(o.Data[1])
+	if mss <= 64+mssReduction {
+		return false
+	}
+	mss -= mssReduction
+	if tcp.RewriteOptionData(o, []byte{byte(mss >> 8), byte(mss)}) != nil {
+		return false
+	}
+	h.ctr.MSSClamped++
+	return true
 }
 
 // settle records the outcome once the tracker knows it and says whether

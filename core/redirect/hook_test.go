@@ -108,6 +108,10 @@ func TestHookEnabled(t *testing.T) {
 	if len(o.ENO) < 3 || o.ENO[2]&eno.GlobalB == 0 {
 		t.Fatalf("SYN-ACK ENO option %x: want b = 1", o.ENO)
 	}
+	// The active side's stack sees an MSS with room for 45 02.
+	if mss, ok := pk.TCP().Options().Find(2); !ok || mss.Data[0] != 1460>>8 || mss.Data[1] != (1460-mssReduction)&0xff {
+		t.Fatalf("SYN-ACK MSS option %x, want %d", mss.Data, 1460-mssReduction)
+	}
 	ack, vA, vB := through(t, ha, hb, seg(t, addrA, addrB, isnA+1, isnB+1, packet.ACK, nil, nil))
 	pk, _ = packet.Parse(ack)
 	o, _ = eno.ScanOptions(pk.TCP().Options())
