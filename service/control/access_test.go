@@ -234,4 +234,3 @@ func TestClientHelper(t *testing.T) {
 	}
 	os.Stdout.WriteString("toggle refused: " + err.Error() + "\n")
 }
-
