@@ -17,7 +17,7 @@ import (
 
 // copyBufSize is the per-direction buffer of an encrypted connection:
 // two default frames per read keeps system calls few.
-const copyBufSize = 2 * tcpcrypt.DefaultStreamFrameData
+const copyBufSize = 256 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 

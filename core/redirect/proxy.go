@@ -80,13 +80,18 @@ type Config struct {
 	// PendingTimeout closes a prepared leg that Serve never claimed;
 	// 0 means 30 s.
 	PendingTimeout time.Duration
-	// MaxFrameData limits the data per frame sent; 0 means the codec's
-	// default.
+	// MaxFrameData limits the data per frame sent; 0 means
+	// DefaultMaxFrameData.
 	MaxFrameData int
 	// Log receives connection events at debug level, failures at info or
 	// warn. nil discards.
 	Log *slog.Logger
 }
+
+// DefaultMaxFrameData is the proxy's frame size: larger than the codec's
+// default, since a proxy moves bulk data between sockets and the
+// per-frame cost (a seal or open call, 20 bytes) dominates small frames.
+const DefaultMaxFrameData = 60 << 10
 
 // Counters are the proxy's counters.
 type Counters struct {
@@ -144,6 +149,9 @@ func NewProxy(cfg Config) (*Proxy, error) {
 	}
 	if len(cfg.AEADs) == 0 {
 		cfg.AEADs = tcpcrypt.DefaultAEADs
+	}
+	if cfg.MaxFrameData <= 0 {
+		cfg.MaxFrameData = DefaultMaxFrameData
 	}
 	p := &Proxy{cfg: cfg, tc: tcpcrypt.Config{AEADs: cfg.AEADs}, scfg: tcpcrypt.StreamConfig{MaxFrameData: cfg.MaxFrameData}, log: cfg.Log,
 		pending: make(map[Flow]*pendingLeg), conns: make(map[*proxied]struct{})}
