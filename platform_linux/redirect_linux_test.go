@@ -190,6 +190,15 @@ func helperRedirect(args []string) error {
 				fmt.Println("BYE")
 				return nil
 			}
+			if js, ok := strings.CutPrefix(cmd, "apply "); ok {
+				var pol core.Policy
+				err := json.Unmarshal([]byte(js), &pol)
+				if err == nil {
+					err = r.Apply(pol)
+				}
+				fmt.Println("APPLIED", err)
+				continue
+			}
 			switch cmd {
 			case "conns":
 				var out []rconnJSON
@@ -692,4 +701,78 @@ func helperReset(args []string) error {
 	_, err = c.Read(make([]byte, 1))
 	fmt.Println("READERR", err)
 	return nil
+}
+
+// TestRedirectCrash: a backend killed with SIGKILL leaves its table, and
+// the host then talks plain TCP (the queues bypass, nothing is marked for
+// redirection); the next start replaces the table and encrypts again.
+func TestRedirectCrash(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	bb := startRedirect(t, p.b)
+	ba := startRedirect(t, p.a)
+	ba.kill()
+	if out := mustRun(t, "ip", "netns", "exec", p.a, "nft", "list", "tables"); !strings.Contains(out, RedirectTableName) {
+		t.Fatalf("no stale table after SIGKILL: %s", out)
+	}
+	srvAddr := net.JoinHostPort(addrB4, "7111")
+	cli, srv, _, _ := transfer(t, p.a, p.b, srvAddr, 100000, 1000)
+	cli.stop(5 * time.Second)
+	ba = startRedirect(t, p.a)
+	cli = spawnR(t, p.a, "client", srvAddr, itoa(100000), itoa(1000))
+	local, _ := splitDone(cli.expect("DONE", 20*time.Second))
+	if c, ok := findR(ba.rconns(t), local, srvAddr); !ok || c.State != "encrypted" {
+		t.Errorf("after the restart: %+v (tracked %v), want encrypted", c, ok)
+	}
+	cli.stop(5 * time.Second)
+	srv.stop(5 * time.Second)
+	stopRedirect(t, ba, p.a)
+	stopRedirect(t, bb, p.b)
+}
+
+// TestRedirectApply: with the policy off, new connections are neither
+// held nor proxied; an excluded port likewise; turning it on again
+// encrypts.
+func TestRedirectApply(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
+	srvAddr := net.JoinHostPort(addrB4, "7112")
+	srv := spawnR(t, p.b, "server", srvAddr)
+	srv.expect("LISTENING", 5*time.Second)
+	apply := func(pol core.Policy) {
+		js, _ := json.Marshal(pol)
+		ba.send("apply " + string(js))
+		if msg := ba.expect("APPLIED", 5*time.Second); msg != "<nil>" {
+			t.Fatalf("apply: %s", msg)
+		}
+	}
+	try := func(want string) {
+		t.Helper()
+		before := ba.rcounters(t).GateQueued
+		cli := spawnR(t, p.a, "client", srvAddr, itoa(10000), itoa(100))
+		local, _ := splitDone(cli.expect("DONE", 20*time.Second))
+		c, ok := findR(ba.rconns(t), local, srvAddr)
+		queued := ba.rcounters(t).GateQueued - before
+		switch {
+		case want == "untouched" && (ok || queued != 0):
+			t.Errorf("connection proxied (%+v) or held (%d SYNs) although the policy leaves it alone", c, queued)
+		case want == "encrypted" && (!ok || c.State != "encrypted"):
+			t.Errorf("connection %+v (tracked %v), want encrypted", c, ok)
+		}
+		cli.stop(5 * time.Second)
+	}
+	off := core.DefaultPolicy()
+	off.Enabled = false
+	apply(off)
+	try("untouched")
+	excl := core.DefaultPolicy()
+	excl.ExcludePorts = []uint16{7112}
+	apply(excl)
+	try("untouched")
+	apply(core.DefaultPolicy())
+	try("encrypted")
+	srv.stop(5 * time.Second)
+	stopRedirect(t, ba, p.a)
+	stopRedirect(t, bb, p.b)
 }
