@@ -229,7 +229,8 @@ sed -i 's/\r$//; s/$/\r/' "$notices"
 # --- wixl --------------------------------------------------------------------
 if [ $test -eq 1 ]; then
 	upgrade_code=$UPGRADE_CODE_TEST
-	name="tcpinc (TEST BUILD, placeholder WinDivert)"
+	name="tcpinc (TEST BUILD)"
+	[ $placeholder -eq 0 ] || name="tcpinc (TEST BUILD, placeholder WinDivert)"
 else
 	upgrade_code=$UPGRADE_CODE_RELEASE
 	name=tcpinc
@@ -290,7 +291,7 @@ q "INSERT INTO \`MsiLockPermissionsEx\` (\`MsiLockPermissionsEx\`, \`LockObject\
 q "INSERT INTO \`RemoveFile\` (\`FileKey\`, \`Component_\`, \`FileName\`, \`DirProperty\`, \`InstallMode\`) VALUES ('ControlSocket', 'Config', 'tcpincd.sock', 'DATADIR', 2)"
 
 if [ "$arch" = arm64 ]; then
-	msibuild "$msi" -s "$name" tcpinc "Arm64;1033" || die "msibuild could not set the arm64 platform"
+	msibuild "$msi" -s "$name $version ($arch)" tcpinc "Arm64;1033" || die "msibuild could not set the arm64 platform"
 fi
 
 if [ $signing -eq 1 ]; then

@@ -104,7 +104,7 @@ if WINDIVERT_PINS=$work/pins SIGN_CERT=$work/sign.crt SIGN_KEY=$work/sign.key \
 	ok "a release build with pinned WinDivert files and a certificate succeeds"
 	check "the release package carries the product's UpgradeCode" \
 		grep -q '^{16DF7BB5-1C16-43CE-B3CB-4AD8C41F17F2}' <(msiinfo export "$rel" Upgrade)
-	check "the release package is named tcpinc" grep -qx 'Subject: tcpinc' <(msiinfo suminfo "$rel")
+	check "the release package is named tcpinc" grep -qx $'ProductName\ttcpinc' <(msiinfo export "$rel" Property | tr -d '\r')
 	check "the MSI is signed (DigitalSignature stream)" grep -q DigitalSignature <(msiinfo streams "$rel")
 	check "the MSI's signature verifies against the test certificate" \
 		osslsigncode verify -CAfile "$work/sign.crt" -in "$rel"
@@ -172,6 +172,7 @@ check "the package does not own tcpincd.toml (the admin's file)" \
 	bash -c '! grep -q "tcpincd\.toml" <<<"$1"' _ "$(row "$v1" File | cut -f3; row "$v1" RemoveFile | cut -f3)"
 check "x64 package platform" grep -qx 'Template: x64;1033' <(msiinfo suminfo "$v1")
 check "arm64 package platform" grep -qx 'Template: Arm64;1033' <(msiinfo suminfo "$a1")
+check "arm64 package description" grep -qx 'Subject: tcpinc (TEST BUILD) 0.0.1 (arm64)' <(msiinfo suminfo "$a1")
 if row "$a1" File | cut -f3 | grep -qi windivert; then bad "arm64 package ships no WinDivert file"; else ok "arm64 package ships no WinDivert file"; fi
 check "the 0.0.2 package is version 0.0.2" grep -q $'^ProductVersion\t0.0.2$' <(row "$v2" Property)
 mkdir -p "$work/x1"

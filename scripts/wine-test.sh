@@ -4,20 +4,18 @@
 # library without a Windows machine.
 #
 # Debian bookworm's wine 8 lacks bcryptprimitives.dll, which the Go
-# runtime needs (ProcessPrng); scripts/wine/bcryptprimitives.c is a
-# stand-in built here with mingw-w64 and placed in the throwaway prefix.
+# runtime needs (ProcessPrng); scripts/wine/prefix.sh builds the stand-in
+# scripts/wine/bcryptprimitives.c with mingw-w64 into the throwaway prefix.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-wine=/usr/lib/wine/wine64
-[ -x "$wine" ] || wine=$(command -v wine64 || command -v wine)
+# shellcheck source=scripts/wine/prefix.sh
+. scripts/wine/prefix.sh
 work=$(mktemp -d)
 trap 'WINEPREFIX="$work/prefix" wineserver -k 2>/dev/null || true; rm -rf "$work"' EXIT
-export WINEPREFIX="$work/prefix" WINEDEBUG=-all WINEARCH=win64
 
 echo "== wine: preparing a prefix"
-"$wine" wineboot --init >/dev/null 2>&1 || true
-x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
-	scripts/wine/bcryptprimitives.c -ladvapi32
+wine_prefix_init "$work/prefix"
+wine=$WINE
 
 status=0
 for pkg in $(go list "$@"); do

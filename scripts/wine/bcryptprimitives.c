@@ -3,8 +3,9 @@
  * binaries under wine 8 (Debian bookworm), which lacks the DLL. Go's
  * runtime (1.22 and later) needs only ProcessPrng from it. This shim
  * answers with RtlGenRandom (advapi32 SystemFunction036), which wine
- * implements from the host's random source. Built and used only by
- * scripts/wine-test.sh; never shipped.
+ * implements from the host's random source. Built into throwaway wine
+ * prefixes by scripts/wine/prefix.sh (wine-test.sh, msi-test.sh); never
+ * shipped.
  */
 #include <windows.h>
 
