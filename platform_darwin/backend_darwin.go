@@ -399,7 +399,16 @@ func (b *Backend) inject(p *packet.Packet) error {
 // kernel has its own copy; the hook only reads the peer's ENO option.
 func (b *Backend) snoopLoop(ctx context.Context, dev *bpfDev) {
 	work := make([]byte, 0, synAckSnap+64)
-	defer dev.close()
+	defer func() {
+		dev.close()
+		// Forget the device, so that the next interface scan opens a
+		// new one if the interface is still there.
+		b.mu.Lock()
+		if b.snoops[dev.ifname] == dev {
+			delete(b.snoops, dev.ifname)
+		}
+		b.mu.Unlock()
+	}()
 	for ctx.Err() == nil && !dev.stop.Load() {
 		buf, err := dev.read()
 		if err != nil {
