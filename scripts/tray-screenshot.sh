@@ -19,6 +19,12 @@
 # runs in the host's own network namespace; the namespaces are deleted on
 # every exit path.
 #
+# Where wine64 and mingw-w64 are installed (as root they are), the Windows
+# build runs too, in Wine's virtual desktop, whose taskbar has a
+# notification area: that shows the ICO icons and the menu through
+# fyne.io/systray's Windows code. Wine has no AF_UNIX sockets, so there the
+# tray can only show its error state.
+#
 # Usage: scripts/tray-screenshot.sh [OUTDIR]   (default docs/)
 # As root it installs the Debian packages it needs; otherwise it says which.
 set -euo pipefail
@@ -35,6 +41,9 @@ fi
 if [ -z "${TCIT_INNER:-}" ]; then
 	if [ $live = 1 ]; then
 		scripts/deps.sh ip:iproute2 nft:nftables python3:python3 curl:curl
+	fi
+	if [ "$(id -u)" -eq 0 ] && [ "${TRAY_WINE:-1}" != 0 ]; then
+		scripts/deps.sh /usr/lib/wine/wine64:wine64 x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32
 	fi
 	scripts/deps.sh Xvfb:xvfb xdotool:xdotool import:imagemagick /usr/bin/convert:imagemagick \
 		dbus-run-session:dbus-daemon dbus-send:dbus-bin xterm:xterm \
@@ -274,6 +283,48 @@ if [ $live = 1 ]; then
 else
 	echo "tray-screenshot: live part SKIPPED (needs root; TRAY_LIVE=0 also skips it)"
 fi
+
+wine_demo() {
+	local wine=/usr/lib/wine/wine64
+	[ -x $wine ] || wine=$(command -v wine64 || true)
+	if [ -z "$wine" ] || ! command -v x86_64-w64-mingw32-gcc >/dev/null || [ "${TRAY_WINE:-1}" = 0 ]; then
+		echo "tray-screenshot: Windows part SKIPPED (needs wine64 and gcc-mingw-w64-x86-64-win32; TRAY_WINE=0 also skips it)"
+		return 0
+	fi
+	echo "tray-screenshot: Windows build under wine"
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $GO build -ldflags -H=windowsgui -o "$tmp/win/tcpinc-tray.exe" ./cmd/tcpinc-tray
+	(
+		export WINEPREFIX="$tmp/wine" WINEDEBUG=-all WINEARCH=win64
+		# A display of its own: Wine's desktop window fills it.
+		Xvfb -displayfd 4 -screen 0 640x400x24 -nolisten tcp 4>"$tmp/display-wine" 2>/dev/null &
+		xpid=$!
+		trap 'WINEPREFIX="$tmp/wine" wineserver -k 2>/dev/null || true; kill $xpid 2>/dev/null || true' EXIT
+		for _ in $(seq 100); do [ -s "$tmp/display-wine" ] && break; sleep 0.1; done
+		export DISPLAY=":$(cat "$tmp/display-wine")"
+		"$wine" wineboot --init >/dev/null 2>&1 || true
+		# Go's runtime needs bcryptprimitives.dll, which wine 8 lacks
+		# (see scripts/wine-test.sh).
+		x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
+			scripts/wine/bcryptprimitives.c -ladvapi32
+		"$wine" explorer /desktop=tcpinc,640x400 "$tmp/win/tcpinc-tray.exe" --control 'C:\ProgramData\tcpinc\tcpincd.sock' \
+			>"$tmp/wine-tray.log" 2>&1 &
+		# A fresh Wine prefix takes a while to start its desktop.
+		for _ in $(seq 60); do grep -q 'tcpinc-tray started' "$tmp/wine-tray.log" && break; sleep 1; done
+		grep -q 'tcpinc-tray started' "$tmp/wine-tray.log" || {
+			echo "tray-screenshot: tcpinc-tray.exe did not start under wine:" >&2
+			cat "$tmp/wine-tray.log" >&2
+			exit 1
+		}
+		sleep 4
+		# The notification area is at the right end of the taskbar.
+		xdotool mousemove 629 389 click 3
+		sleep 2
+		import -window root "$tmp/full.png"
+		"$CONVERT" "$tmp/full.png" -crop 400x240+240+160 +repage "$outdir/tray-windows-wine.png"
+		echo "tray-screenshot: $outdir/tray-windows-wine.png"
+	)
+}
+wine_demo
 
 # The four states side by side, magnified, for the README.
 "$CONVERT" "$tmp/bar-off.png" "$tmp/bar-on.png" "$tmp/bar-encrypted.png" "$tmp/bar-error.png" \

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"tcpinc.dev/tcpinc/cmd/tcpinc-tray/icons"
 	"tcpinc.dev/tcpinc/service/control"
@@ -169,6 +171,31 @@ func TestComputeStates(t *testing.T) {
 				t.Errorf("details end with %q", v.Details[DetailLines-1])
 			}
 		})
+	}
+}
+
+func TestTooltipFitsWindows(t *testing.T) {
+	for _, err := range []error{
+		errors.New(strings.Repeat("x", 300)),
+		errors.New(strings.Repeat("é", 300)),
+		errors.New(strings.Repeat("🔒", 300)), // two UTF-16 units each
+		errors.New("connecting to tcpincd at Z:\\tmp\\tcit\\w.sock: dial unix Z:\\tmp\\tcit\\w.sock: socket: winapi error #10047"),
+	} {
+		v := Compute(Status{}, err, "", "/s")
+		if n := len(utf16.Encode([]rune(v.Tooltip))); n > MaxTooltip {
+			t.Errorf("tooltip of %d UTF-16 units: %q", n, v.Tooltip)
+		}
+		if !utf8.ValidString(v.Tooltip) {
+			t.Errorf("tooltip is not valid UTF-8: %q", v.Tooltip)
+		}
+	}
+	short := "tcpinc: x"
+	if got := clipUTF16(short, MaxTooltip); got != short {
+		t.Errorf("clipUTF16 changed a short string: %q", got)
+	}
+	exact := strings.Repeat("a", MaxTooltip)
+	if got := clipUTF16(exact, MaxTooltip); got != exact {
+		t.Errorf("clipUTF16 cut a string of exactly the limit")
 	}
 }
 

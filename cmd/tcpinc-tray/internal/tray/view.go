@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"unicode/utf16"
 
 	"tcpinc.dev/tcpinc/cmd/tcpinc-tray/icons"
 	"tcpinc.dev/tcpinc/service/control"
@@ -70,7 +71,12 @@ func (s State) Icon() icons.Name {
 
 // DetailLines is how many lines the Details submenu has; NoticeLines how
 // many menu lines a notice may take, each at most NoticeWidth runes.
+//
+// MaxTooltip is Windows' limit for a notification icon's tooltip (128
+// UTF-16 units with the terminating NUL); fyne.io/systray copies the text
+// without cutting it properly, so views never exceed it.
 const (
+	MaxTooltip  = 127
 	DetailLines = 4
 	NoticeLines = 3
 	NoticeWidth = 52
@@ -80,7 +86,8 @@ const (
 type View struct {
 	State State
 	Icon  icons.Name
-	// Tooltip is shown on hover (Windows, macOS, most Linux panels).
+	// Tooltip is shown on hover (Windows, macOS, most Linux panels). It
+	// is at most MaxTooltip UTF-16 units long.
 	Tooltip string
 	// Title is the short text macOS shows beside the icon: the number of
 	// encrypted connections, or empty.
@@ -111,7 +118,7 @@ func Compute(st Status, err error, notice, control string) View {
 		v.StatusLine, v.Notice = describeError(err)
 		v.CountsLine = "Encrypted: ?   Plain: ?"
 		v.ToggleLabel = "Turn encryption on/off"
-		v.Tooltip = "tcpinc: " + v.StatusLine + "\n" + clip(err.Error(), 200)
+		v.Tooltip = clipUTF16("tcpinc: "+v.StatusLine+"\n"+clip(err.Error(), MaxTooltip), MaxTooltip)
 		if notice != "" {
 			v.Notice = notice
 		}
@@ -241,6 +248,22 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// clipUTF16 cuts s to at most n UTF-16 units, ending it with an ellipsis
+// if cut.
+func clipUTF16(s string, n int) string {
+	if len(utf16.Encode([]rune(s))) <= n {
+		return s
+	}
+	units := 0
+	for i, r := range s {
+		units += utf16.RuneLen(r)
+		if units > n-1 { // keep a unit for the ellipsis
+			return s[:i] + "…"
+		}
+	}
+	return s
 }
 
 // clip cuts s to at most n runes, ending it with an ellipsis if cut, and
