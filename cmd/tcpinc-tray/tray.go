@@ -36,7 +36,7 @@ func main() {
 		}()
 		go func() {
 			defer close(done)
-			c.Run(ctx, o.interval, tray.Actions{Toggle: ui.toggle.ClickedCh, Open: ui.open.ClickedCh})
+			c.Run(ctx, o.interval, tray.Actions{Toggle: tray.Latch(ui.toggle.ClickedCh), Open: tray.Latch(ui.open.ClickedCh)})
 		}()
 		log.Info("tcpinc-tray started", "control", o.control, "interval", o.interval)
 	}

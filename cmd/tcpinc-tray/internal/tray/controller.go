@@ -204,3 +204,21 @@ func (c *Controller) Run(ctx context.Context, interval time.Duration, a Actions)
 		}
 	}
 }
+
+// Latch returns a channel that receives once for any number of receives
+// on in since it was last drained. fyne.io/systray drops a click when
+// nobody is receiving at that moment (a non-blocking send); a goroutine
+// always waiting on in keeps a click made during a slow poll.
+func Latch(in <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		for range in {
+			select {
+			case out <- struct{}{}:
+			default: // one pending click is enough
+			}
+		}
+		close(out)
+	}()
+	return out
+}

@@ -459,3 +459,31 @@ func TestFindTcpinc(t *testing.T) {
 		t.Error("FindTcpinc found tcpinc where there is none")
 	}
 }
+
+func TestLatch(t *testing.T) {
+	in := make(chan struct{})
+	out := Latch(in)
+	// Sends that nobody would take without the latch (systray's
+	// non-blocking send) are kept, coalesced into one.
+	for range 3 {
+		select {
+		case in <- struct{}{}:
+		case <-time.After(5 * time.Second):
+			t.Fatal("latch does not receive")
+		}
+	}
+	select {
+	case <-out:
+	case <-time.After(5 * time.Second):
+		t.Fatal("click lost")
+	}
+	select {
+	case <-out:
+		t.Fatal("three clicks while busy gave more than one action")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(in)
+	if _, ok := <-out; ok {
+		t.Error("out not closed after in")
+	}
+}
