@@ -147,13 +147,13 @@ func Compute(st Status, err error, notice, control string) View {
 		v.State = StateEncrypted
 		v.StatusLine = "Encrypting: " + conns
 		v.ToggleLabel = "Turn encryption off"
-		v.Tooltip = fmt.Sprintf("tcpinc: %s, %s", conns, plural(st.Plain, "plain", "plain"))
+		v.Tooltip = fmt.Sprintf("tcpinc: %s, %d plain", conns, st.Plain)
 		v.Title = fmt.Sprint(st.Encrypted)
 	default:
 		v.State = StateOn
 		v.StatusLine = "On, no encrypted connections"
 		v.ToggleLabel = "Turn encryption off"
-		v.Tooltip = fmt.Sprintf("tcpinc: on, no encrypted connections (%s)", plural(st.Plain, "plain", "plain"))
+		v.Tooltip = fmt.Sprintf("tcpinc: on, no encrypted connections (%d plain)", st.Plain)
 	}
 	if notice != "" {
 		v.Notice = notice
