@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -159,6 +160,14 @@ func TestFuzzSeeds(t *testing.T) {
 	writeSeed(t, "FuzzBPFRecords", "two-records", two)
 	writeSeed(t, "FuzzBPFRecords", "cut", two[:len(two)-7])
 	writeSeed(t, "FuzzBPFRecords", "snapped", bpfRecord(nil, synack[:40], len(synack), 18))
+	writeSeedValues(t, "FuzzHookMain", "apple-default", appleNAT, appleFilter)
+	writeSeedValues(t, "FuzzHookMain", "user-rules",
+		"nat on en0 inet from 10.0.0.0/24 to any -> (en0)\nrdr-anchor \"tcpinc\" all\n",
+		"scrub in all\ndummynet-anchor \"com.apple/*\" all\nblock drop in all\nanchor \"tcpinc\"\n")
+	ans, _ := newNatlook(cli6, netip.MustParseAddrPort("[::1]:7391"))
+	copy(ans[nlRdaddr:], srv6.Addr().AsSlice())
+	ans[nlRdxport+1] = 80
+	writeSeed(t, "FuzzNatlookAnswer", "ipv6", ans[:])
 	writeSeed(t, "FuzzParsePlist", "nested", []byte("<plist><dict><key>A</key><array><string>x</string><integer>-3</integer><false/></array></dict></plist>"))
 	writeSeed(t, "FuzzParsePlist", "unclosed", []byte("<plist><dict><key>A</key><true/>"))
 }
@@ -170,6 +179,21 @@ func writeSeed(t *testing.T, fuzz, name string, b []byte) {
 		t.Fatal(err)
 	}
 	body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeSeedValues(t *testing.T, fuzz, name string, vals ...string) {
+	t.Helper()
+	dir := filepath.Join("testdata", "fuzz", fuzz)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := "go test fuzz v1\n"
+	for _, v := range vals {
+		body += fmt.Sprintf("string(%q)\n", v)
+	}
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -119,3 +119,21 @@ func TestNatlookEncode(t *testing.T) {
 		t.Error("unknown family accepted")
 	}
 }
+
+// FuzzNatlookAnswer: whatever the kernel writes back, reading the answer
+// never panics and never yields an unspecified destination.
+func FuzzNatlookAnswer(f *testing.F) {
+	r, _ := newNatlook(netip.MustParseAddrPort("192.168.1.20:51000"), netip.MustParseAddrPort("127.0.0.1:7391"))
+	copy(r[nlRdaddr:], []byte{93, 184, 215, 14})
+	r[nlRdxport], r[nlRdxport+1] = 1, 187
+	f.Add(r[:])
+	f.Add(make([]byte, natlookSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var q natlookRequest
+		copy(q[:], b)
+		ap, err := q.origDst()
+		if err == nil && (!ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Port() == 0) {
+			t.Fatalf("accepted %v", ap)
+		}
+	})
+}

@@ -187,3 +187,26 @@ func TestForeignAnchors(t *testing.T) {
 		t.Errorf("foreignAnchors = %q", got)
 	}
 }
+
+// FuzzHookMain: HookMain reads pfctl's printout of the main ruleset.
+// Whatever pfctl prints, the hooks end up present, hooking is idempotent,
+// and unhooking gives back every line that was not a hook, in order.
+func FuzzHookMain(f *testing.F) {
+	f.Add(appleNAT, appleFilter)
+	f.Add("", "")
+	f.Add("rdr-anchor \"tcpinc\" all\r\n\n", "anchor \"tcpinc\"\nanchor \"tcpinc\" all extra\n")
+	f.Fuzz(func(t *testing.T, nat, filter string) {
+		hn, hf := HookMain(nat, filter)
+		if !Hooked(hn, hf) {
+			t.Fatalf("not hooked:\n%q\n%q", hn, hf)
+		}
+		if n2, f2 := HookMain(hn, hf); n2 != hn || f2 != hf {
+			t.Fatal("HookMain not idempotent")
+		}
+		un, uf := UnhookMain(hn, hf)
+		wn, wf := UnhookMain(nat, filter)
+		if un != wn || uf != wf {
+			t.Fatalf("unhook(hook(x)) != unhook(x):\n%q\n%q", un, wn)
+		}
+	})
+}
