@@ -67,6 +67,7 @@ func newSide(t testing.TB, resume bool) side {
 // ends exposed.
 type conn struct {
 	client, server net.Conn // the applications' sockets
+	wireA          net.Conn // A's wire leg
 	errA, errB     chan error
 }
 
@@ -90,7 +91,7 @@ func connect(t testing.TB, a side, b *side, relay func(dst, src net.Conn)) *conn
 		go relay(wireB, r1)
 		wireB = r2
 	}
-	c := &conn{client: client, errA: make(chan error, 1), errB: make(chan error, 1)}
+	c := &conn{client: client, wireA: wireA, errA: make(chan error, 1), errB: make(chan error, 1)}
 	ctx := context.Background()
 	go func() { c.errA <- a.proxy.Join(ctx, localA, wireA, oa, Flow{Dir: Outbound, Src: addrA, Dst: addrB}) }()
 	if b == nil {
@@ -194,6 +195,17 @@ func TestProxySessionIDs(t *testing.T) {
 	ib, ok2 := b.proxy.Lookup(addrB, addrA)
 	if !ok1 || !ok2 || ia.State != "encrypted" || len(ia.SessionID) != tcpcrypt.SessionIDLen || !bytes.Equal(ia.SessionID, ib.SessionID) || ia.Role == ib.Role {
 		t.Fatalf("infos %+v / %+v", ia, ib)
+	}
+	// The same connection by A's wire leg and by the server
+	// application's own socket (which sees B's proxy as its peer).
+	if w, ok := a.proxy.Lookup(addrPort(c.wireA.LocalAddr()), addrPort(c.wireA.RemoteAddr())); !ok || !bytes.Equal(w.SessionID, ia.SessionID) {
+		t.Errorf("lookup by the wire leg: %+v %v", w, ok)
+	}
+	if l, ok := b.proxy.Lookup(addrPort(c.server.LocalAddr()), addrPort(c.server.RemoteAddr())); !ok || !bytes.Equal(l.SessionID, ib.SessionID) {
+		t.Errorf("lookup by the server application's socket: %+v %v", l, ok)
+	}
+	if ia.Local != addrA || ia.Remote != addrB || ib.Local != addrB || ib.Remote != addrA || ia.Mode != "redirect" {
+		t.Errorf("addresses: A %v → %v, B %v → %v", ia.Local, ia.Remote, ib.Local, ib.Remote)
 	}
 	c.client.Close()
 	c.server.Close()
