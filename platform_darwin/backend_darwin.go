@@ -612,6 +612,14 @@ func (d *dialer) DialContext(ctx context.Context, dst netip.AddrPort) (net.Conn,
 		c.Close()
 		return nil, err
 	}
+	// Leave room for "45 02" (4 bytes with padding) in full-sized
+	// segments sent while the leg is marked: a resumed session sends data
+	// before the peer's first segment. The SYN-ACK's MSS, which Linux
+	// lowers in flight, has already reached the kernel here; lowering
+	// the socket's own segment size is the equivalent.
+	if err := shrinkMSS(raw, 4); err != nil {
+		b.log.Debug("lowering a wire leg's MSS", "dst", dst, "err", err)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.marked[key] != m {
@@ -655,6 +663,20 @@ func (c *wireConn) Read(p []byte) (int, error) {
 		c.onRead()
 	}
 	return n, err
+}
+
+// shrinkMSS lowers a connected socket's segment size by n bytes (TCP
+// only lets it go down).
+func shrinkMSS(c syscall.RawConn, n int) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		var mss int
+		if mss, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG); serr != nil || mss <= n+64 {
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_MAXSEG, mss-n)
+	})
+	return errors.Join(err, serr)
 }
 
 // bindMarked marks a new socket and binds it to an ephemeral port (any
