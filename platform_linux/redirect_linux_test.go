@@ -100,6 +100,10 @@ func TestRedirectHelper(t *testing.T) {
 		err = helperHalfClose(args[1:])
 	case "reset":
 		err = helperReset(args[1:])
+	case "echo":
+		err = helperEcho(args[1:])
+	case "many":
+		err = helperMany(args[1:])
 	default:
 		err = fmt.Errorf("unknown helper mode %q", args[0])
 	}
@@ -773,6 +777,105 @@ func TestRedirectApply(t *testing.T) {
 	apply(core.DefaultPolicy())
 	try("encrypted")
 	srv.stop(5 * time.Second)
+	stopRedirect(t, ba, p.a)
+	stopRedirect(t, bb, p.b)
+}
+
+// helperEcho: "echo <addr>" echoes every connection until EOF, quietly.
+func helperEcho(args []string) error {
+	ln, err := net.Listen("tcp", args[0])
+	if err != nil {
+		return err
+	}
+	fmt.Println("LISTENING", ln.Addr())
+	go func() { io.Copy(io.Discard, os.Stdin); ln.Close() }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return nil
+		}
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	}
+}
+
+// helperMany: "many <addr> <total> <parallel>" opens total short
+// connections, parallel at a time; each sends 2000 bytes, half-closes
+// and checks the echo. It prints "DONE <seconds>" if all succeed.
+func helperMany(args []string) error {
+	total, _ := strconv.Atoi(args[1])
+	par, _ := strconv.Atoi(args[2])
+	msg := pattern(2000, 5)
+	start := time.Now()
+	errs := make(chan error, total)
+	sem := make(chan struct{}, par)
+	for range total {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			c, err := net.DialTimeout("tcp", args[0], 10*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := c.Write(msg); err != nil {
+				errs <- err
+				return
+			}
+			c.(*net.TCPConn).CloseWrite()
+			got, err := io.ReadAll(c)
+			if err == nil && !bytes.Equal(got, msg) {
+				err = fmt.Errorf("echo differs: %d bytes", len(got))
+			}
+			errs <- err
+		}()
+	}
+	var failed []error
+	for range total {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%d of %d connections failed, first: %v", len(failed), total, failed[0])
+	}
+	fmt.Println("DONE", time.Since(start).Seconds())
+	return nil
+}
+
+// TestRedirectMany: 300 sequential and 200 parallel short connections,
+// all encrypted and intact; and, for the record, the rate of 300
+// sequential ones against plain TCP (a port the backends exclude).
+func TestRedirectMany(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	ba, bb := startRedirect(t, p.a, "7114"), startRedirect(t, p.b, "7114")
+	srvAddr, plainAddr := net.JoinHostPort(addrB4, "7113"), net.JoinHostPort(addrB4, "7114")
+	for _, a := range []string{srvAddr, plainAddr} {
+		srv := spawnR(t, p.b, "echo", a)
+		srv.expect("LISTENING", 5*time.Second)
+	}
+	secs := map[string]float64{}
+	for _, tc := range []struct{ addr, total, par string }{{plainAddr, "300", "1"}, {srvAddr, "300", "1"}, {srvAddr, "200", "200"}} {
+		cli := spawnR(t, p.a, "many", tc.addr, tc.total, tc.par)
+		s, _ := strconv.ParseFloat(cli.expect("DONE", 120*time.Second), 64)
+		secs[tc.addr+"/"+tc.par] = s
+		t.Logf("%s connections to %s, %s at a time: %.3f s", tc.total, tc.addr, tc.par, s)
+		cli.stop(5 * time.Second)
+	}
+	if pl, red := secs[plainAddr+"/1"], secs[srvAddr+"/1"]; pl > 0 && red > 0 {
+		t.Logf("sequential connections per second: plain %.0f, redirect %.0f (full handshakes and resumed mixed): redirect/plain = %.2f",
+			300/pl, 300/red, pl/red)
+	}
+	ctr := ba.rcounters(t)
+	if ctr.Proxy.Encrypted != 500 || ctr.Proxy.Aborted != 0 {
+		t.Errorf("client side: %d encrypted, %d aborted; want 500, 0 (%+v)", ctr.Proxy.Encrypted, ctr.Proxy.Aborted, ctr)
+	}
+	t.Logf("client side: %d of %d resumed", ctr.Proxy.Resumed, ctr.Proxy.Encrypted)
 	stopRedirect(t, ba, p.a)
 	stopRedirect(t, bb, p.b)
 }
