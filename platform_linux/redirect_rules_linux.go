@@ -8,6 +8,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// Redirect mode's rules (docs/redirect.md tells the story):
+//
+//	gate_out   output      -150  application SYNs (not lo, not the proxy's
+//	                             own, not excluded, connection undecided)
+//	                             → gate queue
+//	mark_out   output      -140  verdict marks → connection marks
+//	nat_out    nat output  -100  SYNs the gate marked → redirect to the
+//	                             proxy's outbound listener
+//	hook_post  postrouting  300  the proxy's own SYN marks its connection
+//	                             hooked; hooked connections → hook queue
+//	                             (after source NAT, so a redirected inbound
+//	                             connection's SYN-ACK has its original port)
+//	mark_post  postrouting  310  hook verdict "done" → connection mark
+//	gate_pre   prerouting  -150  hooked connections → hook queue; direct
+//	                             connections to the proxy's ports dropped;
+//	                             peers' SYNs to local addresses (not
+//	                             forwarded, not excluded) → gate queue
+//	mark_pre   prerouting  -140  verdict marks → connection marks (a
+//	                             redirected peer connection becomes hooked,
+//	                             so its ACK reaches the hook)
+//	nat_pre    nat prerouting -100  SYNs the gate marked → redirect to the
+//	                             proxy's inbound listener
+//
+// Every queue rule bypasses when no process reads the queue: without a
+// running proxy, connections are plain, never stuck.
+
 // RedirectTableName is the nftables table of redirect mode, in family
 // inet; divert mode's is TableName. Each mode owns its table alone.
 const RedirectTableName = "tcpinc_redirect"

@@ -11,6 +11,7 @@ import (
 	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"golang.org/x/sys/unix"
 
+	"tcpinc.dev/tcpinc/core/divert"
 	"tcpinc.dev/tcpinc/core/redirect"
 )
 
@@ -71,9 +72,9 @@ func (q *synQueue) start(ctx context.Context, fatal func(error)) error {
 		if a.PacketID == nil {
 			return 0
 		}
-		p := queued{id: *a.PacketID, dir: 1}
+		p := queued{id: *a.PacketID, dir: divert.Inbound}
 		if a.Hook != nil && (*a.Hook == unix.NF_INET_LOCAL_OUT || *a.Hook == unix.NF_INET_POST_ROUTING) {
-			p.dir = 0
+			p.dir = divert.Outbound
 		}
 		if a.Mark != nil {
 			p.mark = *a.Mark
@@ -145,7 +146,7 @@ func (q *synQueue) close() {
 
 // hookDir maps a queued packet's direction to the hook's.
 func hookDir(p *queued) redirect.Direction {
-	if p.dir == 0 {
+	if p.dir == divert.Outbound {
 		return redirect.Outbound
 	}
 	return redirect.Inbound
