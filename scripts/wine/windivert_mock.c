@@ -80,7 +80,7 @@ typedef struct {
 } queue;
 
 typedef struct {
-	int used;
+	int used;   /* 1: open; 2: closed, but injected packets not yet taken */
 	HANDLE h; /* an event: gives a real handle that CloseHandle accepts */
 	char filter[4096];
 	UINT64 params[5];
@@ -119,9 +119,30 @@ BOOL WINAPI DllMain(HINSTANCE inst, DWORD reason, LPVOID reserved)
 static handle *lookup(HANDLE h)
 {
 	for (int i = 0; i < MAX_HANDLES; i++)
+		if (handles[i].used == 1 && handles[i].h == h)
+			return &handles[i];
+	return NULL;
+}
+
+/* lookup_sent also finds a closed handle whose injected packets the test
+ * has not taken yet: a packet WinDivertSendEx accepted was injected, so
+ * closing the handle afterwards must not lose it. */
+static handle *lookup_sent(HANDLE h)
+{
+	for (int i = 0; i < MAX_HANDLES; i++)
 		if (handles[i].used && handles[i].h == h)
 			return &handles[i];
 	return NULL;
+}
+
+/* release frees a closed handle's slot once its packets are taken. The
+ * event stays open until then, so its value is not reused meanwhile. */
+static void release(handle *hd)
+{
+	if (hd->used == 2 && !hd->sent.head) {
+		CloseHandle(hd->h);
+		hd->used = 0;
+	}
 }
 
 static void push(queue *q, pkt *p)
@@ -443,10 +464,10 @@ EXPORT BOOL WinDivertClose(HANDLE h)
 	}
 	if (hd->pending)
 		complete(hd->ov, ST_CANCELLED, 0);
+	hd->pending = 0;
 	drain(&hd->recv);
-	drain(&hd->sent);
-	CloseHandle(hd->h);
-	hd->used = 0;
+	hd->used = 2;
+	release(hd);
 	WakeAllConditionVariable(&sent_cv);
 	LeaveCriticalSection(&mu);
 	return TRUE;
@@ -521,8 +542,10 @@ EXPORT int MockTakeSent(HANDLE h, void *buf, UINT len, ADDR *addr, DWORD timeout
 	int n;
 	EnterCriticalSection(&mu);
 	for (;;) {
-		hd = lookup(h);
-		if (!hd) {
+		hd = lookup_sent(h);
+		if (!hd || (hd->used == 2 && !hd->sent.head)) {
+			if (hd)
+				release(hd);
 			LeaveCriticalSection(&mu);
 			return -1;
 		}
@@ -539,6 +562,7 @@ EXPORT int MockTakeSent(HANDLE h, void *buf, UINT len, ADDR *addr, DWORD timeout
 		return -1;
 	}
 	pop(&hd->sent);
+	release(hd);
 	LeaveCriticalSection(&mu);
 	memcpy(buf, p->data, p->len);
 	*addr = p->addr;
@@ -614,7 +638,7 @@ EXPORT int MockHandles(HANDLE *out, int max)
 	int n = 0;
 	EnterCriticalSection(&mu);
 	for (int i = 0; i < MAX_HANDLES && n < max; i++)
-		if (handles[i].used)
+		if (handles[i].used == 1)
 			out[n++] = handles[i].h;
 	LeaveCriticalSection(&mu);
 	return n;
