@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"tcpinc.dev/tcpinc/core"
@@ -203,7 +202,7 @@ func (p *Proxy) Counters() Counters {
 
 // classify turns a dial error into a Decision.
 func classify(err error) Decision {
-	if errors.Is(err, syscall.ECONNREFUSED) {
+	if isRefused(err) {
 		return Refused
 	}
 	return Unreachable
@@ -401,7 +400,3 @@ func (p *Proxy) Lookup(local, remote netip.AddrPort) (core.ConnInfo, bool) {
 
 // counter names for failures that reset both legs.
 var errAborted = errors.New("redirect: connection reset")
-
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
-}
