@@ -257,6 +257,11 @@ fi
 # --- what wixl cannot express ------------------------------------------------
 q() { msibuild "$msi" -q "$1" || die "msibuild: $1"; }
 
+# wixl drops ServiceInstall's Vital: a service that cannot be installed
+# must fail the install (msidbServiceInstallErrorControlVital, 0x8000,
+# with SERVICE_ERROR_NORMAL, 1).
+q "UPDATE \`ServiceInstall\` SET \`ErrorControl\` = 32769 WHERE \`ServiceInstall\` = 'tcpincd'"
+
 # wixl writes Type="expandable" values as plain strings; "#%" makes the
 # message file path a REG_EXPAND_SZ, as the event log expects.
 q "UPDATE \`Registry\` SET \`Value\` = '#%%SystemRoot%\\System32\\EventCreate.exe' WHERE \`Name\` = 'EventMessageFile'"
@@ -275,10 +280,12 @@ q "INSERT INTO \`Environment\` (\`Environment\`, \`Name\`, \`Value\`, \`Componen
 q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Sequence\`) VALUES ('RemoveEnvironmentStrings', 3300)"
 q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Sequence\`) VALUES ('WriteEnvironmentStrings', 5200)"
 
-# The service restarts after a crash: 5 s, 5 s, then 60 s; the failure
-# count resets after a day (MsiConfigureServices, Windows Installer 5).
+# The service restarts 5 s after each failure; the failure count resets
+# after an hour: the recovery actions 'tcpincd install' sets too
+# (cmd/tcpincd/lifecycle_windows.go). Applied by MsiConfigureServices
+# (Windows Installer 5; wine 8 skips it).
 q "CREATE TABLE \`MsiServiceConfigFailureActions\` (\`MsiServiceConfigFailureActions\` CHAR(72) NOT NULL, \`Name\` CHAR(255) NOT NULL, \`Event\` SHORT NOT NULL, \`ResetPeriod\` LONG, \`RebootMessage\` CHAR(255) LOCALIZABLE, \`Command\` CHAR(255) LOCALIZABLE, \`Actions\` CHAR(255), \`DelayActions\` CHAR(255), \`Component_\` CHAR(72) NOT NULL PRIMARY KEY \`MsiServiceConfigFailureActions\`)"
-q "INSERT INTO \`MsiServiceConfigFailureActions\` (\`MsiServiceConfigFailureActions\`, \`Name\`, \`Event\`, \`ResetPeriod\`, \`Actions\`, \`DelayActions\`, \`Component_\`) VALUES ('tcpincd', 'tcpincd', 1, 86400, '1[~]1[~]1', '5000[~]5000[~]60000', 'Service')"
+q "INSERT INTO \`MsiServiceConfigFailureActions\` (\`MsiServiceConfigFailureActions\`, \`Name\`, \`Event\`, \`ResetPeriod\`, \`Actions\`, \`DelayActions\`, \`Component_\`) VALUES ('tcpincd', 'tcpincd', 1, 3600, '1[~]1[~]1', '5000[~]5000[~]5000', 'Service')"
 q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Condition\`, \`Sequence\`) VALUES ('MsiConfigureServices', 'VersionNT >= 600', 5850)"
 
 # %ProgramData%\tcpinc: protected ACL, inherited by what is created in it

@@ -59,6 +59,8 @@ fi
 # Windows). Until then Windows Installer could not start it at install
 # (it would roll the install back), so the test package leaves the start
 # out and the service start is reported as not tested.
+# MSI_TEST_NO_SERVICE_START=1 forces that (loudly) for a tcpincd.exe that
+# has a service mode but cannot stay up under wine yet.
 svcmode=0
 if GOOS=windows GOARCH=amd64 "$GO" list -deps ./cmd/tcpincd 2>/dev/null | grep -qx 'golang.org/x/sys/windows/svc'; then
 	svcmode=1
@@ -67,6 +69,10 @@ startflag=()
 if [ $svcmode -eq 0 ]; then
 	echo "msi-test: NOTE: tcpincd.exe does not link golang.org/x/sys/windows/svc (no Windows service mode yet):"
 	echo "msi-test: NOTE: the test packages do not start the service at install, and 'sc start' is checked to fail"
+	startflag=(--no-service-start)
+elif [ "${MSI_TEST_NO_SERVICE_START-}" = 1 ]; then
+	echo "msi-test: WARNING: MSI_TEST_NO_SERVICE_START=1: the service start at install and 'sc start' are NOT TESTED"
+	svcmode=2
 	startflag=(--no-service-start)
 fi
 
@@ -140,8 +146,8 @@ else
 	echo "msi-test: NOTE: no tcpinc-tray.exe in the test package (cmd/tcpinc-tray missing)"
 fi
 for f in "${expect_files[@]}"; do check "File table has $f" grep -qx "$f" <<<"$files"; done
-check "ServiceInstall: tcpincd, own process, auto start, LocalSystem, 'run'" \
-	grep -q $'^tcpincd\ttcpincd\t[^\t]*\t16\t2\t1\t\t\tLocalSystem\t\trun\tService\t' <(row "$v1" ServiceInstall)
+check "ServiceInstall: tcpincd, own process, auto start, vital, LocalSystem, 'run'" \
+	grep -q $'^tcpincd\ttcpincd\t[^\t]*\t16\t2\t32769\t\t\tLocalSystem\t\trun\tService\t' <(row "$v1" ServiceInstall)
 ev=163
 [ $svcmode -eq 1 ] || ev=162
 check "ServiceControl: event $ev (start at install, stop at install/uninstall, delete at uninstall)" \
@@ -164,8 +170,8 @@ check "RemoveExistingProducts right after InstallValidate" grep -q $'^RemoveExis
 for a in MsiConfigureServices WriteEnvironmentStrings RemoveEnvironmentStrings InstallServices StartServices StopServices DeleteServices CreateFolders; do
 	check "InstallExecuteSequence has $a" grep -q "^$a"$'\t' <<<"$seq"
 done
-check "failure actions: restart, restart, restart" \
-	grep -qF $'tcpincd\ttcpincd\t1\t86400\t\t\t1[~]1[~]1\t5000[~]5000[~]60000\tService' <(row "$v1" MsiServiceConfigFailureActions)
+check "failure actions: restart after 5 s, count reset after an hour" \
+	grep -qF $'tcpincd\ttcpincd\t1\t3600\t\t\t1[~]1[~]1\t5000[~]5000[~]5000\tService' <(row "$v1" MsiServiceConfigFailureActions)
 check "%ProgramData%\\tcpinc locked: SYSTEM, Administrators full, Users read" \
 	grep -qF 'D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;BU)' <(row "$v1" MsiLockPermissionsEx)
 check "the package does not own tcpincd.toml (the admin's file)" \
@@ -207,8 +213,16 @@ if [ $have_wine -eq 1 ]; then
 	svcreg() { w reg query 'HKLM\SYSTEM\CurrentControlSet\Services\tcpincd'; }
 
 	if msiexec /i "Z:$(echo "$v1" | tr / '\\')"; then ok "wine msiexec /i 0.0.1 /qn"; else
-		tail -n 40 "$work/msiexec.log" | tr -d '\r'
-		fatal "wine msiexec /i 0.0.1 /qn failed (log above)"
+		tr -d '\r' <"$work/msiexec.log" | grep -E 'Return value [03]|err|fail' | tail -n 20
+		if [ $svcmode -eq 1 ] && tr -d '\r' <"$work/msiexec.log" | grep -q 'StartServices. Return value 0'; then
+			echo "msi-test: the service did not start, so Windows Installer rolled the install back. Where the"
+			echo "msi-test: WinDivert driver cannot load (here under wine; on arm64; driver missing or blocked),"
+			echo "msi-test: tcpincd must still report RUNNING to the SCM and stay up, saying 'capture unavailable:"
+			echo "msi-test: <reason>' in 'tcpinc status' and its log (docs/windows-msi.md). 'tcpincd run' under wine says:"
+			exe=$(find "$work/x1" -name tcpincd.exe | head -1)
+			(cd "$work" && timeout 10 "$WINE" "$exe" run 2>&1 | tr -d '\r' | head -n 10 | sed 's/^/msi-test:   /') || true
+		fi
+		fatal "wine msiexec /i 0.0.1 /qn failed"
 	fi
 	for f in "${expect_files[@]}"; do
 		d=$inst
@@ -243,7 +257,7 @@ if [ $have_wine -eq 1 ]; then
 		if wait_state STOPPED 20; then ok "wine sc stop tcpincd"; else bad "wine sc stop tcpincd (state: $(state))"; fi
 		w sc start tcpincd >/dev/null || true
 		if wait_state RUNNING 20; then ok "wine sc start tcpincd"; else bad "wine sc start tcpincd (state: $(state))"; fi
-	else
+	elif [ $svcmode -eq 0 ]; then
 		if w sc start tcpincd >/dev/null && wait_state RUNNING 5; then
 			bad "tcpincd.exe runs as a service without linking x/sys/windows/svc? (detection in $0 is wrong)"
 		else
