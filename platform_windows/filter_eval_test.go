@@ -16,6 +16,7 @@ import (
 // evalPacket is what the evaluator knows of a packet.
 type evalPacket struct {
 	tcp, loopback bool
+	outbound      bool
 	src, dst      netip.Addr
 	sport, dport  uint16
 }
@@ -146,7 +147,7 @@ func (p *evalParser) test() (evalNode, error) {
 	field := p.toks[p.i]
 	p.i++
 	switch field {
-	case "true", "false", "tcp", "ip", "ipv6", "loopback":
+	case "true", "false", "tcp", "ip", "ipv6", "loopback", "outbound", "inbound":
 		return func(x *evalPacket) bool {
 			switch field {
 			case "true":
@@ -159,6 +160,10 @@ func (p *evalParser) test() (evalNode, error) {
 				return x.src.Is4()
 			case "ipv6":
 				return x.src.Is6()
+			case "outbound":
+				return x.outbound
+			case "inbound":
+				return !x.outbound
 			}
 			return x.loopback
 		}, nil

@@ -221,7 +221,9 @@ func (w *worker) batch() {
 		copy(buf, raw)
 		a := *addr
 		if err == nil && pk.HasTCP() {
-			w.fixChecksums(buf, &a)
+			if fixChecksums(buf, &a) {
+				w.stats.ChecksumFixed.Add(1)
+			}
 		}
 		dir := divert.Inbound
 		if a.Outbound() {
@@ -241,28 +243,6 @@ func (w *worker) slot(i, n int) []byte {
 		w.slots[i] = b
 	}
 	return b[:n]
-}
-
-// fixChecksums computes the checksums WinDivert flags as not valid
-// (checksum offload: the stack left them to the NIC, or the NIC checked
-// them and the field is stale), so the engine's incremental updates start
-// from a correct value. The packet is then re-injected flagged valid.
-func (w *worker) fixChecksums(buf []byte, a *Address) {
-	v4 := buf[0]>>4 == 4
-	if a.TCPChecksum() && (!v4 || a.IPChecksum()) {
-		return
-	}
-	pk, err := packet.Parse(buf)
-	if err != nil {
-		return
-	}
-	if v4 {
-		pk.IPv4().UpdateChecksum()
-		a.SetIPChecksum(true)
-	}
-	pk.UpdateTCPChecksum()
-	a.SetTCPChecksum(true)
-	w.stats.ChecksumFixed.Add(1)
 }
 
 // noteInterface remembers the interface of a connection's packets, for
