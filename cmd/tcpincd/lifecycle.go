@@ -99,12 +99,18 @@ func runService(configPath string, cfg config.Config, found bool, level *slog.Le
 		if err != nil {
 			return err
 		}
-		p := &program{log: log, run: func(ctx context.Context) error {
-			return runDaemonLoop(ctx, configPath, cfg, found, level, log, nil)
-		}}
+		p := &program{log: log}
 		s, err := service.New(p, sc)
 		if err != nil {
 			return fmt.Errorf("connecting to the service manager: %w", err)
+		}
+		// Under the SCM stderr goes nowhere: log to the event log.
+		if sl, err := s.Logger(nil); err == nil {
+			log = slog.New(newServiceLogHandler(sl, level))
+			p.log = log
+		}
+		p.run = func(ctx context.Context) error {
+			return runDaemonLoop(ctx, configPath, cfg, found, level, log, nil)
 		}
 		return s.Run()
 	}
