@@ -86,16 +86,13 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 	var wg sync.WaitGroup
 	defer func() {
 		cancel(nil)
+		for _, w := range d.ws {
+			w.q.close() // wakes its packet loop
+		}
 		wg.Wait()
 	}()
 	for _, w := range d.ws {
-		// Workers run before the queues are bound, so no queued packet
-		// waits for a goroutine.
-		wg.Go(func() { w.run(ctx) })
-		if err := w.start(ctx, fatal); err != nil {
-			cancel(err)
-			return err
-		}
+		wg.Go(func() { w.run(ctx, fatal) })
 	}
 	if !d.cfg.StrictConntrack {
 		restore, err := setLiberal()
@@ -146,7 +143,10 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 func (d *Divert) abortAll() {
 	n := 0
 	for _, w := range d.ws {
-		for _, p := range w.eng.AbortAll() {
+		w.mu.Lock()
+		pkts := w.eng.AbortAll()
+		w.mu.Unlock()
+		for _, p := range pkts {
 			if err := d.inj.send(p.Buf); err != nil {
 				d.cfg.Log.Warn("tcpinc: sending a reset at shutdown", "err", err)
 				continue
@@ -271,6 +271,11 @@ type Counters struct {
 	Injected      [2]uint64 // engine packets sent, by divert.Direction
 	InjectErrors  uint64
 	RecvENOBUFS   uint64 // times the kernel dropped queued packets for lack of socket buffer
+	RecvBad       uint64 // queue messages that did not parse
+	Batches       uint64 // receives that returned packets (Queued/Batches: mean batch)
+	GSO           uint64 // GSO/GRO super-packets queued whole
+	CsumFixed     uint64 // partial checksums completed after a rewrite
+	DropTruncated uint64 // packets too long for the queue's copy (dropped)
 	MarkedPlain   uint64 // connections marked never to be queued again
 	MarkedCapture uint64 // SYNs marked: queue every packet of the connection
 	// DropUnknownCaptured: packets of captured connections no engine
@@ -323,6 +328,11 @@ func (d *Divert) Snapshot() Counters {
 		c.Injected[1] += s.Injected[1].Load()
 		c.InjectErrors += s.InjectErrors.Load()
 		c.RecvENOBUFS += s.RecvENOBUFS.Load()
+		c.RecvBad += s.RecvBad.Load()
+		c.Batches += s.Batches.Load()
+		c.GSO += s.GSO.Load()
+		c.CsumFixed += s.CsumFixed.Load()
+		c.DropTruncated += s.DropTruncated.Load()
 		c.MarkedPlain += s.MarkedPlain.Load()
 		c.MarkedCapture += s.MarkedCapture.Load()
 		c.DropUnknownCaptured += s.DropUnknownCaptured.Load()

@@ -25,7 +25,7 @@ func startCapture(t *testing.T, ns, link string) *capture {
 		t.Skip("needs tcpdump (Debian package tcpdump) to look at the wire")
 	}
 	file := filepath.Join(t.TempDir(), "wire.pcap")
-	c := start(t, "tcpdump@"+ns, exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", link, "-s", "0", "-U", "-n", "-w", file, "tcp"))
+	c := start(t, "tcpdump@"+ns, exec.Command("ip", "netns", "exec", ns, "tcpdump", "-i", link, "-s", "0", "-B", "65536", "-U", "-n", "-w", file, "tcp"))
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(c.log(), "listening on"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("tcpdump did not start: %s", c.log())

@@ -2,16 +2,15 @@ package platform_linux
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"golang.org/x/sys/unix"
 
 	"tcpinc.dev/tcpinc/core/divert"
@@ -19,54 +18,44 @@ import (
 )
 
 const (
-	// maxBatch bounds the packets handed to the engine at once.
+	// maxBatch bounds the packets received, and handed to the engine, at
+	// once.
 	maxBatch = 64
 	// rcvBuf is the netlink receive buffer of a queue: room for bursts
 	// while the engine works, set past rmem_max with SO_RCVBUFFORCE.
 	rcvBuf = 16 << 20
-	// headroom is the spare capacity each packet buffer gets, so the
-	// engine can grow a packet in place (ENO option, frame header).
-	headroom = 256
-	// maxPacket is the copy range: whole packets.
-	maxPacket = 0xffff
 )
-
-// queued is one packet the kernel holds until its verdict.
-type queued struct {
-	id   uint32
-	mark uint32
-	dir  divert.Direction
-	buf  []byte
-}
 
 // flow identifies a connection from the local host's point of view.
 type flow struct{ local, remote netip.AddrPort }
 
-// worker serves one NFQUEUE with one engine: the netlink reader hands
-// packets over a channel; the worker goroutine batches them, runs the
-// engine, sets the verdicts and injects the engine's packets. All engine
-// calls happen on the worker goroutine.
+// worker serves one NFQUEUE with one engine. Its goroutine receives a
+// batch (recvmmsg), runs the engine on it, sends all verdicts in one
+// sendmsg and injects the engine's packets; a second goroutine runs the
+// engine's timers and the idle sweep. mu serialises the two, and the
+// control API's queries.
 type worker struct {
 	num   uint16
 	marks marks
 	log   *slog.Logger
 	eng   *divert.Engine
-	nf    *nfqueue.Nfqueue
+	q     *nfq
 	inj   *injector
 	user  func(divert.Event) // the daemon's OnEvent
 
-	in      chan queued
-	reqs    chan func(*divert.Engine)
+	wake    chan struct{} // the engine's deadline may have moved
 	stopped chan struct{} // closed when run returns
 
-	// Worker goroutine only.
+	mu      sync.Mutex
 	pending map[flow]uint32 // connection mark to set with the flow's next verdict
-	batch   []queued
+	lens    []int
+	meta    []nfqPacket
+	slotOf  []int
 	pkts    []divert.Packet
 	out     []divert.Packet
 
 	stats   backendStats
-	mu      sync.Mutex
+	snapMu  sync.Mutex
 	snap    divert.Counters
 	running atomic.Bool
 }
@@ -74,13 +63,18 @@ type worker struct {
 // backendStats count what the backend itself sees.
 type backendStats struct {
 	Queued        atomic.Uint64 // packets received from the queue
+	Batches       atomic.Uint64 // receive calls that returned packets
 	Verdicts      atomic.Uint64
-	VerdictErrors atomic.Uint64
+	VerdictErrors atomic.Uint64    // sendmsg failures, and verdicts the kernel refused
 	Injected      [2]atomic.Uint64 // by divert.Direction
 	InjectErrors  atomic.Uint64
 	RecvENOBUFS   atomic.Uint64 // the kernel dropped queued packets: the socket was full
+	RecvBad       atomic.Uint64 // messages that did not parse (dropped if they had an id)
 	MarkedPlain   atomic.Uint64
 	MarkedCapture atomic.Uint64
+	GSO           atomic.Uint64 // GSO/GRO super-packets queued whole
+	CsumFixed     atomic.Uint64 // partial checksums completed after an in-place rewrite
+	DropTruncated atomic.Uint64 // packets longer than a netlink attribute holds
 
 	DropUnknownCaptured atomic.Uint64 // captured connection unknown to the engine (restart)
 }
@@ -89,10 +83,10 @@ func newWorker(num uint16, cfg *Config, m marks, inj *injector) (*worker, error)
 	w := &worker{
 		num: num, marks: m, inj: inj, user: cfg.Engine.OnEvent,
 		log:     cfg.Log.With("queue", num),
-		in:      make(chan queued, 4*maxBatch),
-		reqs:    make(chan func(*divert.Engine)),
+		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 		pending: map[flow]uint32{},
+		lens:    make([]int, maxBatch),
 	}
 	ec := cfg.Engine
 	ec.OnEvent = w.onEvent
@@ -106,36 +100,11 @@ func newWorker(num uint16, cfg *Config, m marks, inj *injector) (*worker, error)
 	if err := w.eng.SetPolicy(cfg.Policy); err != nil {
 		return nil, fmt.Errorf("tcpinc: policy: %w", err)
 	}
-	w.nf, err = nfqueue.Open(&nfqueue.Config{
-		NfQueue:      num,
-		MaxPacketLen: maxPacket,
-		MaxQueueLen:  cfg.QueueMaxLen,
-		Copymode:     nfqueue.NfQnlCopyPacket,
-		AfFamily:     unix.AF_INET,
-		WriteTimeout: time.Second,
-		Logger:       nfLogger{w.log},
-	})
-	if err != nil {
-		return nil, queueError(num, "opening the netfilter netlink socket", err)
-	}
-	if err := setRcvBufForce(w.nf); err != nil {
-		w.log.Warn("tcpinc: could not enlarge the queue's netlink receive buffer; bursts may overflow it", "err", err)
+	if w.q, err = openNFQ(num, cfg.QueueMaxLen, maxBatch, rcvBuf); err != nil {
+		w.eng.Close()
+		return nil, queueError(num, "binding", err)
 	}
 	return w, nil
-}
-
-func setRcvBufForce(nf *nfqueue.Nfqueue) error {
-	rc, err := nf.Con.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf)
-	}); err != nil {
-		return err
-	}
-	return serr
 }
 
 // queueError explains a failure to open or bind a queue.
@@ -151,119 +120,184 @@ func queueError(num uint16, what string, err error) error {
 	return fmt.Errorf("tcpinc: queue %d: %s: %w", num, what, err)
 }
 
-// start binds the queue; from now on the kernel queues packets to us.
-// The reader stops when ctx ends or on a fatal receive error (fatal).
-func (w *worker) start(ctx context.Context, fatal func(error)) error {
-	err := w.nf.RegisterWithErrorFunc(ctx, func(a nfqueue.Attribute) int {
-		return w.receive(ctx, a)
-	}, func(err error) int {
-		if ctx.Err() != nil {
-			return 1
-		}
-		if errors.Is(err, unix.ENOBUFS) {
-			// The kernel could not queue to our socket and dropped
-			// packets; TCP retransmits them. Keep reading.
-			if n := w.stats.RecvENOBUFS.Add(1); n&(n-1) == 0 {
-				w.log.Warn("tcpinc: netlink receive buffer overflowed; the kernel dropped queued packets", "times", n)
-			}
-			return 0
-		}
-		fatal(fmt.Errorf("tcpinc: queue %d: receiving: %w", w.num, err))
-		return 1
-	})
-	if err != nil {
-		return queueError(w.num, "binding", err)
-	}
-	return nil
-}
-
-// receive runs on the netlink reader goroutine for each queued packet.
-func (w *worker) receive(ctx context.Context, a nfqueue.Attribute) int {
-	if a.PacketID == nil {
-		return 0
-	}
-	q := queued{id: *a.PacketID, dir: divert.Inbound}
-	if a.Hook != nil && *a.Hook == unix.NF_INET_LOCAL_OUT {
-		q.dir = divert.Outbound
-	}
-	if a.Mark != nil {
-		q.mark = *a.Mark
-	}
-	if a.Payload != nil {
-		q.buf = getBuf(len(*a.Payload))
-		copy(q.buf, *a.Payload)
-	}
-	w.stats.Queued.Add(1)
-	select {
-	case w.in <- q:
-		return 0
-	case <-ctx.Done():
-		return 1
-	}
-}
-
 // sweepInterval is how often idle connections are expired.
 const sweepInterval = 10 * time.Second
 
-// run is the worker goroutine.
-func (w *worker) run(ctx context.Context) {
+// run is the worker's packet loop; it returns when ctx ends (close
+// wakes it) or on a fatal receive error.
+func (w *worker) run(ctx context.Context, fatal func(error)) {
 	w.running.Store(true)
 	defer close(w.stopped)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	sweep := time.NewTicker(sweepInterval)
-	defer sweep.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { w.timers(ctx) })
 	for {
-		select {
-		case <-ctx.Done():
+		n, err := w.q.recv(w.lens)
+		if ctx.Err() != nil {
 			return
-		case now := <-sweep.C:
-			w.eng.Sweep(now)
-			continue
-		case q := <-w.in:
-			w.batch = append(w.batch[:0], q)
-		drain:
-			for len(w.batch) < maxBatch {
-				select {
-				case q := <-w.in:
-					w.batch = append(w.batch, q)
-				default:
-					break drain
-				}
-			}
-			w.process()
-		case <-timer.C:
-			w.batch = w.batch[:0]
-			w.process()
-		case req := <-w.reqs:
-			req(w.eng)
-			continue
 		}
-		if d := w.eng.NextDeadline(); !d.IsZero() {
-			timer.Reset(max(time.Until(d), 0))
+		if err != nil {
+			if errors.Is(err, unix.ENOBUFS) {
+				// The kernel could not queue to our socket and dropped
+				// packets (never accepted them: no fail-open): TCP
+				// retransmits them, encrypted connections included.
+				if n := w.stats.RecvENOBUFS.Add(1); n&(n-1) == 0 {
+					w.log.Warn("tcpinc: netlink receive buffer overflowed; the kernel dropped queued packets", "times", n)
+				}
+				continue
+			}
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			fatal(fmt.Errorf("tcpinc: queue %d: receiving: %w", w.num, err))
+			return
+		}
+		w.stats.Batches.Add(1)
+		w.mu.Lock()
+		w.process(n)
+		w.mu.Unlock()
+		select {
+		case w.wake <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// process runs the engine on w.batch and applies its decisions.
-func (w *worker) process() {
-	w.pkts = w.pkts[:0]
-	for _, q := range w.batch {
-		if q.buf == nil {
-			// Copy mode is "packet": no payload means something is
-			// badly wrong. Dropping is the fail-closed answer.
-			w.pkts = append(w.pkts, divert.Packet{Dir: q.dir, Verdict: divert.Drop})
-			continue
+// timers runs the engine when its next deadline passes, and the sweep.
+func (w *worker) timers(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
+	var out []divert.Packet
+	for {
+		if d := w.eng.NextDeadline(); !d.IsZero() {
+			timer.Reset(max(time.Until(d), 0))
+		} else {
+			timer.Stop()
 		}
-		w.pkts = append(w.pkts, divert.Packet{Dir: q.dir, Buf: q.buf})
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case now := <-sweep.C:
+			w.mu.Lock()
+			w.eng.Sweep(now)
+			w.mu.Unlock()
+		case <-timer.C:
+			w.mu.Lock()
+			out = w.eng.Process(nil, out[:0], time.Now())
+			w.inject(out)
+			clear(out)
+			w.mu.Unlock()
+		}
 	}
-	w.out = w.eng.Process(w.pkts, w.out[:0], time.Now())
+}
 
-	for i := range w.pkts {
-		w.verdict(&w.batch[i], &w.pkts[i])
+// process parses the n received messages, runs the engine on the
+// packets, and answers every one of them in one sendmsg.
+func (w *worker) process(n int) {
+	w.pkts, w.meta, w.slotOf = w.pkts[:0], w.meta[:0], w.slotOf[:0]
+	for i := range n {
+		slot := w.q.slots[i]
+		m := slot[:w.lens[i]]
+		for len(m) >= nlmsgHdrLen {
+			l := int(binary.NativeEndian.Uint32(m))
+			if l < nlmsgHdrLen || l > len(m) {
+				w.stats.RecvBad.Add(1)
+				break
+			}
+			typ := binary.NativeEndian.Uint16(m[4:])
+			switch {
+			case typ == msgTypeQueue|nfqnlMsgPacket:
+				w.addPacket(slot, m[:l], len(m) == (l+3)&^3 || len(m) == l)
+			case typ == nlmsgError:
+				if errno := netlinkError(m[:l]); errno != 0 {
+					// A verdict the kernel refused (the packet is gone:
+					// ENOENT after a queue flush).
+					if c := w.stats.VerdictErrors.Add(1); c&(c-1) == 0 {
+						w.log.Warn("tcpinc: the kernel refused a verdict", "err", errno, "times", c)
+					}
+				}
+			}
+			m = m[min((l+3)&^3, len(m)):]
+		}
 	}
-	for _, p := range w.out {
+	w.stats.Queued.Add(uint64(len(w.pkts)))
+	if len(w.pkts) > 0 {
+		w.out = w.eng.Process(w.pkts, w.out[:0], time.Now())
+	}
+	for i := range w.pkts {
+		w.verdict(&w.meta[i], &w.pkts[i])
+	}
+	if err := w.q.flush(); err != nil {
+		// The packets stay queued until the queue is torn down; TCP
+		// retransmits them.
+		if c := w.stats.VerdictErrors.Add(uint64(len(w.pkts))); c&(c-1) == 0 || len(w.pkts) > 1 {
+			w.log.Warn("tcpinc: sending verdicts failed", "err", err, "packets", len(w.pkts))
+		}
+	} else {
+		w.stats.Verdicts.Add(uint64(len(w.pkts)))
+	}
+	w.inject(w.out)
+	clear(w.pkts)
+	clear(w.out) // engine memory: do not keep it alive
+	c := w.eng.Counters()
+	w.snapMu.Lock()
+	w.snap = c
+	w.snapMu.Unlock()
+}
+
+// addPacket takes one packet message of a slot for the batch. The
+// engine gets the packet where the kernel wrote it, with the rest of the
+// slot as room to grow when the payload is the slot's last message.
+func (w *worker) addPacket(slot, m []byte, last bool) {
+	mp, err := parsePacketMsg(m[nlmsgHdrLen:])
+	if err != nil {
+		if c := w.stats.RecvBad.Add(1); c&(c-1) == 0 {
+			w.log.Warn("tcpinc: a queued packet message did not parse", "err", err, "times", c)
+		}
+		if errors.Is(err, errNoID) {
+			return
+		}
+		// With an id the packet can still be refused: fail closed.
+		w.q.verdict(mp.id, false, 0, false, nil)
+		return
+	}
+	base := cap(slot) - cap(m) // offset of m in slot
+	var buf []byte
+	if mp.hasPayload {
+		start, end := base+nlmsgHdrLen+mp.payStart, base+nlmsgHdrLen+mp.payEnd
+		limit := len(slot)
+		if !last {
+			limit = end
+		}
+		buf = slot[start:end:limit]
+	}
+	dir := divert.Inbound
+	if mp.hook == unix.NF_INET_LOCAL_OUT {
+		dir = divert.Outbound
+	}
+	p := divert.Packet{Dir: dir, Buf: buf}
+	if buf == nil || mp.truncated() {
+		// Copy mode is "packet": no payload, or only part of it, means
+		// the engine cannot see it all. Dropping is the fail-closed
+		// answer (TCP retransmits).
+		if buf != nil {
+			w.stats.DropTruncated.Add(1)
+		}
+		p = divert.Packet{Dir: dir, Verdict: divert.Drop}
+	}
+	if mp.skbInfo&nfqaSkbGSO != 0 {
+		w.stats.GSO.Add(1)
+	}
+	w.pkts = append(w.pkts, p)
+	w.meta = append(w.meta, mp)
+}
+
+// inject sends the engine's packets.
+func (w *worker) inject(out []divert.Packet) {
+	for _, p := range out {
 		if err := w.inj.send(p.Buf); err != nil {
 			if n := w.stats.InjectErrors.Add(1); n&(n-1) == 0 {
 				w.log.Warn("tcpinc: injecting a packet failed", "dir", p.Dir, "len", len(p.Buf), "err", err, "times", n)
@@ -272,52 +306,42 @@ func (w *worker) process() {
 		}
 		w.stats.Injected[p.Dir&1].Add(1)
 	}
-	for i := range w.batch {
-		putBuf(w.batch[i].buf)
-		w.batch[i] = queued{}
-	}
-	clear(w.pkts)
-	clear(w.out) // engine memory: do not keep it alive
-	c := w.eng.Counters()
-	w.mu.Lock()
-	w.snap = c
-	w.mu.Unlock()
 }
 
-func (w *worker) verdict(q *queued, p *divert.Packet) {
-	var err error
+// verdict adds the verdict for one packet to the batch.
+func (w *worker) verdict(mp *nfqPacket, p *divert.Packet) {
 	switch {
 	case p.Buf == nil || p.Verdict == divert.Drop:
-		err = w.nf.SetVerdict(q.id, nfqueue.NfDrop)
-	case !p.Modified && q.mark&w.marks.mask == w.marks.capture && !w.known(p):
+		w.q.verdict(mp.id, false, 0, false, nil)
+		return
+	case !p.Modified && mp.mark&w.marks.mask == w.marks.capture && !w.known(p):
 		// A captured connection's packet the engine does not know (its
 		// state died with a previous run): passing it would send the
 		// stack's plaintext. Fail closed.
 		w.stats.DropUnknownCaptured.Add(1)
-		err = w.nf.SetVerdict(q.id, nfqueue.NfDrop)
-	default:
-		var opts []nfqueue.VerdictOption
-		if m, ok := w.connMark(p); ok {
-			opts = append(opts, nfqueue.WithMark(q.mark&^w.marks.mask|m))
-		}
-		if p.Modified {
-			opts = append(opts, nfqueue.WithAlteredPacket(p.Buf))
-		}
-		if len(opts) == 0 {
-			err = w.nf.SetVerdict(q.id, nfqueue.NfAccept)
-		} else {
-			err = w.nf.SetVerdictWithOption(q.id, nfqueue.NfAccept, opts...)
-		}
-	}
-	if err != nil {
-		// The packet stays queued until the queue is torn down; TCP
-		// retransmits it.
-		if n := w.stats.VerdictErrors.Add(1); n&(n-1) == 0 {
-			w.log.Warn("tcpinc: setting a verdict failed", "err", err, "times", n)
-		}
+		w.q.verdict(mp.id, false, 0, false, nil)
 		return
 	}
-	w.stats.Verdicts.Add(1)
+	m, setMark := w.connMark(p)
+	if setMark {
+		m = mp.mark&^w.marks.mask | m
+	}
+	var payload []byte
+	if p.Modified {
+		payload = p.Buf
+		if mp.skbInfo&nfqaSkbCsumNotReady != 0 {
+			// The kernel left the checksum partial (offload) and will
+			// treat the rewritten packet as complete: an in-place rewrite
+			// that updated the partial sum incrementally must be summed
+			// in full. Packets the engine built are complete already,
+			// but telling them apart costs more than summing.
+			if pk, err := packet.Parse(p.Buf); err == nil && pk.HasTCP() {
+				pk.UpdateTCPChecksum()
+				w.stats.CsumFixed.Add(1)
+			}
+		}
+	}
+	w.q.verdict(mp.id, true, m, setMark, payload)
 }
 
 // known reports whether the engine tracks the packet's connection.
@@ -386,64 +410,36 @@ func (w *worker) onEvent(ev divert.Event) {
 	}
 }
 
-// do runs fn on the worker goroutine with its engine and reports
+// do runs fn with the worker's engine between batches and reports
 // whether it ran (not when the worker is not running).
 func (w *worker) do(fn func(*divert.Engine)) bool {
 	if !w.running.Load() {
 		return false
 	}
-	done := make(chan struct{})
 	select {
-	case w.reqs <- func(e *divert.Engine) { fn(e); close(done) }:
-		<-done
-		return true
 	case <-w.stopped:
 		return false
+	default:
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fn(w.eng)
+	return true
 }
 
 func (w *worker) counters() divert.Counters {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.snapMu.Lock()
+	defer w.snapMu.Unlock()
 	return w.snap
 }
 
-// close unbinds the queue and waits for the reader goroutine.
+// close unbinds the queue, waking the packet loop, and erases the
+// engine's secrets.
 func (w *worker) close() {
-	if w.nf != nil {
-		w.nf.Close()
+	if w.q != nil {
+		w.q.close()
 	}
+	w.mu.Lock()
 	w.eng.Close()
-}
-
-// Packet buffers: whole packets plus headroom for the engine.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-func getBuf(n int) []byte {
-	if n+headroom > 2048 {
-		return make([]byte, n, n+headroom)
-	}
-	return (*bufPool.Get().(*[]byte))[:n]
-}
-
-func putBuf(b []byte) {
-	if cap(b) == 2048 {
-		b = b[:0]
-		bufPool.Put(&b)
-	}
-}
-
-// nfLogger routes go-nfqueue's logs to slog.
-type nfLogger struct{ l *slog.Logger }
-
-func (l nfLogger) Debugf(format string, args ...any) { l.l.Debug(fmt.Sprintf(format, args...)) }
-func (l nfLogger) Errorf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	if strings.HasPrefix(msg, "Stop receiving") || strings.HasPrefix(msg, "Could not unbind") {
-		// Shutdown: the reader's deadline also fails the explicit unbind;
-		// closing the socket unbinds the queue all the same.
-		l.l.Debug(msg)
-		return
-	}
-	l.l.Warn(msg)
+	w.mu.Unlock()
 }

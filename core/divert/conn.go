@@ -79,7 +79,12 @@ type conn struct {
 	// the peer's (lowered) MSS allows it, 0 if unknown: the size of the
 	// pieces a GSO super-packet's surplus and retransmissions are cut
 	// into, so that injected packets fit the path.
-	segSize uint16
+	segSize   uint16
+	replaying bool // held segments are being sent: every frame is injected
+	// Window scaling (RFC 7323): the shift of the windows the peer
+	// advertises, once both SYNs carried the option.
+	localWS, peerWS bool
+	peerShift       uint8
 }
 
 func (c *conn) init() {
@@ -207,6 +212,7 @@ func (c *conn) outHandshake(p *Packet, pk *packet.Packet) {
 	}
 	if flags&packet.SYN != 0 {
 		c.localISN, c.haveLocalISN = tcp.Seq(), true
+		_, c.localWS = tcp.Options().WindowScale()
 	}
 	opt, ev := c.tracker.Send(nil, enoSegment(pk))
 	if flags&packet.SYN != 0 && len(opt) > 0 && c.tracker.State() != eno.StateDisabled {
@@ -299,6 +305,8 @@ func (c *conn) inHandshake(p *Packet, pk *packet.Packet) {
 	}
 	if flags&packet.SYN != 0 {
 		c.peerISN, c.havePeerISN = tcp.Seq(), true
+		c.peerShift, c.peerWS = tcp.Options().WindowScale()
+		c.peerShift = min(c.peerShift, 14)
 	}
 	v := c.tracker.Recv(enoSegment(pk))
 	if flags&packet.SYN != 0 {
@@ -473,6 +481,10 @@ func (c *conn) ready(s *tcpcrypt.Session) {
 		"tep", c.result.TEP(), "aead", s.AEAD(), "resumed", c.resumed)
 	held := c.held
 	c.held, c.heldBytes = nil, 0
+	// Held segments (GSO super-packets among them) are injected, so
+	// they leave in segment-sized frames.
+	c.replaying = true
+	defer func() { c.replaying = false }()
 	for _, b := range held {
 		hp := Packet{Dir: Outbound, Buf: b}
 		pk, err := packet.Parse(b)

@@ -111,12 +111,17 @@ type recvSide struct {
 	tcpFIN     bool   // a TCP FIN arrived ...
 	finSeq     uint32 // ... at this wire sequence number
 	appBytes   uint64
+	// partEnd ends the wire bytes received in order past wireNxt: the
+	// start of a frame still incomplete. maxAck is the highest wire
+	// acknowledgment given to the peer.
+	partEnd, maxAck uint32
 }
 
 type span struct{ s, e uint32 }
 
 func (r *recvSide) reset(start uint32, max int) {
 	r.wireNxt, r.localNxt, r.localAcked, r.ackedWire = start, start, start, start
+	r.partEnd, r.maxAck = start, start
 	r.buf.reset(start, max)
 	r.have = r.have[:0]
 	r.delivered.clear()
@@ -152,7 +157,26 @@ func (r *recvSide) onLocalAck(ack uint32) uint32 {
 	} else {
 		r.buf.advance(r.delivered.at(0).wire)
 	}
-	return r.ackedWire
+	return r.wireAck()
+}
+
+// wireAck is the acknowledgment for the peer: the end of the frames the
+// stack has acknowledged and, once it has them all, the received start
+// of an incomplete frame too. A frame may be larger than the peer's
+// congestion window (another implementation's 60 KiB frames, a GSO
+// super-packet's frame): not acknowledging its first part until the rest
+// arrives would stall the connection. Those bytes stay in the buffer,
+// and the stack's receive buffer still paces the peer one frame later.
+// It never goes back.
+func (r *recvSide) wireAck() uint32 {
+	a := r.ackedWire
+	if r.delivered.len() == 0 && seqGT(r.partEnd, a) {
+		a = r.partEnd
+	}
+	if seqGT(a, r.maxAck) {
+		r.maxAck = a
+	}
+	return r.maxAck
 }
 
 // addSpan records received wire bytes [s, e).
@@ -215,7 +239,7 @@ func (c *conn) sendInit(msg []byte) {
 		c.abort(&c.e.ctr.AbortInternal, "send buffer", nil)
 		return
 	}
-	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.ackedWire, packet.ACK|packet.PSH, msg))
+	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.wireAck(), packet.ACK|packet.PSH, msg))
 	c.initRTO = c.e.cfg.InitRTO
 	c.initTimer = c.e.now.Add(c.initRTO)
 	c.e.setTimer(c.initTimer)
@@ -235,7 +259,7 @@ func (c *conn) retransmitInit() {
 		return
 	}
 	c.e.ctr.InitRetransmits++
-	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.ackedWire, packet.ACK|packet.PSH, s.buf.slice(r.wire, int(r.wlen))))
+	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.wireAck(), packet.ACK|packet.PSH, s.buf.slice(r.wire, int(r.wlen))))
 	c.initRTO *= 2
 	if c.initRTO > 4*time.Second {
 		c.initRTO = 4 * time.Second
@@ -277,7 +301,8 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 		if lim := maxFrameChunk; len(chunk) > lim {
 			chunk = chunk[:lim]
 		}
-		if !first {
+		if !first || c.replaying {
+			// Injected: no larger than the stack's own segments.
 			if lim := c.segData(); len(chunk) > lim {
 				chunk = chunk[:lim]
 			}
@@ -370,12 +395,11 @@ func (c *conn) retransmit(p *Packet, pk *packet.Packet, wireAck uint32) {
 	for i > 0 && s.frames.at(i-1).llen == 0 && seqGT(s.frames.at(i-1).wireEnd(), s.una) {
 		i--
 	}
-	// Each frame's wire bytes that correspond to the retransmitted local
-	// range are sent again, cut into pieces no larger than the stack's
-	// segment: the same bytes at the same sequence numbers as before
-	// (RFC 8548 §3.6), but not a whole 64 KiB frame for one lost segment
-	// of a GSO super-packet. A frame's header goes with its first data
-	// byte, its tag with its last.
+	// Each frame's wire bytes from the one holding the first
+	// retransmitted local byte are sent again, cut into pieces no larger
+	// than the stack's segment: the same bytes at the same sequence
+	// numbers as before (RFC 8548 §3.6). A frame's header goes with its
+	// first data byte.
 	piece := c.pieceSize(pk.PayloadLen())
 	first := true
 	for j := i; j < s.frames.len(); j++ {
@@ -383,7 +407,15 @@ func (c *conn) retransmit(p *Packet, pk *packet.Packet, wireAck uint32) {
 		if !seqLT(r.local, end) && r.llen > 0 {
 			break
 		}
-		ws, we, fin := r.wireRange(seq, end)
+		ws, _, _ := r.wireRange(seq, end)
+		// The rest of the frame goes too: the stack cannot move past
+		// the frame until the peer acknowledges all of it, so it would
+		// never retransmit a lost later part of a large frame itself.
+		// Bytes the peer acknowledged already are skipped.
+		_, we, fin := r.wireRange(r.local, r.localEnd())
+		if seqLT(ws, s.una) {
+			ws = seqMin(s.una, we)
+		}
 		if !s.buf.contains(ws, int(we-ws)) {
 			c.abort(&c.e.ctr.AbortInternal, "retransmission outside the send buffer", nil)
 			p.Verdict = Drop
@@ -422,12 +454,18 @@ func (c *conn) pieceSize(n int) int {
 	return min(max(n, c.segData())+tcpcrypt.FrameOverhead+2, maxFrameChunk)
 }
 
-// segData is the most data the local stack puts in a segment.
+// segData is the most data the local stack puts in a segment: the MSS
+// it was given (lowered by the engine) less the timestamp option that
+// every segment then carries (RFC 7323), as engine-made segments do.
 func (c *conn) segData() int {
-	if c.segSize == 0 {
-		return 536 // RFC 9293's default MSS
+	seg := int(c.segSize)
+	if seg == 0 {
+		seg = 536 // RFC 9293's default MSS
 	}
-	return int(c.segSize)
+	if c.outTS.ok {
+		seg -= 12
+	}
+	return max(seg, 64)
 }
 
 // wireRange maps the local range [seq, end) onto the frame's wire bytes:
@@ -474,7 +512,7 @@ func (c *conn) sendEmptyFrame() {
 	c.sess.FrameSent()
 	r, _ := s.push(s.localNxt, 0, wire, false)
 	c.e.ctr.FramesSealed++
-	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.ackedWire, packet.ACK|packet.PSH, wire))
+	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.wireAck(), packet.ACK|packet.PSH, wire))
 }
 
 // ---- inbound data ---------------------------------------------------
@@ -520,6 +558,7 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 	}
 	c.deliv = c.deliv[:0]
 	dup := false
+	prevWireAck := r.maxAck
 	if n := pk.PayloadLen(); n > 0 || flags&packet.FIN != 0 {
 		dup = c.receive(seq, pk.Payload(), flags&packet.FIN != 0)
 		if c.phase == phaseGone {
@@ -575,8 +614,16 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 				c.e.ctr.DropDuplicate++
 				// The peer retransmitted what we already acknowledged:
 				// its ACK was lost. Acknowledge again.
-				c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.ackedWire, packet.ACK, nil))
+				c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.wireAck(), packet.ACK, nil))
 			}
+		}
+	}
+	if len(c.deliv) == 0 && c.phase != phaseGone {
+		if wa := r.wireAck(); seqGT(wa, prevWireAck) {
+			// Part of a frame arrived and the stack gets nothing to
+			// acknowledge: acknowledge it here, so the peer sends the
+			// rest.
+			c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, wa, packet.ACK, nil))
 		}
 	}
 	c.lastInWnd = tcp.Window()
@@ -661,6 +708,13 @@ func (c *conn) receive(seq uint32, payload []byte, fin bool) (dup bool) {
 			c.badFrames++
 			r.buf.truncate(r.wireNxt)
 			r.have = r.have[:0]
+			r.partEnd = r.wireNxt
+			if seqGT(r.maxAck, r.wireNxt) {
+				// Part of the frame was acknowledged already: the
+				// peer will not send it again.
+				c.abort(&e.ctr.AbortIntegrity, "frame fails authentication", err)
+				return false
+			}
 			if c.badFrames >= e.cfg.MaxIntegrityFailures {
 				c.abort(&e.ctr.AbortIntegrity, "frames fail authentication", err)
 			}
@@ -692,6 +746,7 @@ func (c *conn) receive(seq uint32, payload []byte, fin bool) (dup bool) {
 			break
 		}
 	}
+	r.partEnd = r.wireNxt + uint32(r.contiguous())
 	if r.tcpFIN && !r.finp && r.finSeq == r.wireNxt {
 		// A TCP FIN with no FINp frame: RFC 8548 §3.7 SHOULD abort, and
 		// the application must not see a clean end of stream.
@@ -733,7 +788,7 @@ func (c *conn) gotInit(msg []byte) bool {
 		return false
 	}
 	// Acknowledge Init2 now: the stack has nothing to acknowledge.
-	c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.ackedWire, packet.ACK, nil))
+	c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.wireAck(), packet.ACK, nil))
 	return true
 }
 
@@ -823,7 +878,7 @@ func (c *conn) build(dir Direction, seq, ack uint32, flags packet.Flags, payload
 			opts = opt
 		}
 	} else {
-		seg.Src, seg.Dst, seg.Window = c.key.remote, c.key.local, c.inWnd
+		seg.Src, seg.Dst, seg.Window = c.key.remote, c.key.local, c.localWindow()
 	}
 	if ts.ok {
 		opts = packet.AppendNOP(opts)
@@ -840,6 +895,26 @@ func (c *conn) build(dir Direction, seq, ack uint32, flags packet.Flags, payload
 		return nil
 	}
 	return b
+}
+
+// localWindow is the peer's latest window as the local stack gets it:
+// lowered by the frame overhead the stack's data gains on the wire, so
+// that the frames of a window's worth of data still fit the peer's
+// window (a peer whose TCP stack receives the wire bytes itself, as a
+// redirect-mode peer's does, drops what exceeds it). The bound assumes
+// segments of at least segData bytes; the stack sends smaller ones only
+// when it has less to send.
+func (c *conn) localWindow() uint16 {
+	shift := uint8(0)
+	if c.localWS && c.peerWS {
+		shift = c.peerShift
+	}
+	w := uint64(c.inWnd) << shift
+	over := (w/uint64(c.segData()) + 1) * (tcpcrypt.FrameOverhead + 2)
+	if w <= over {
+		return 0
+	}
+	return uint16((w - over) >> shift)
 }
 
 // tsOption remembers a direction's latest TCP timestamps (RFC 7323), so

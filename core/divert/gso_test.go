@@ -51,8 +51,8 @@ func TestGSOSuperPacket(t *testing.T) {
 			if seq != next {
 				t.Fatalf("packet %d at %d, want %d", i, seq, next)
 			}
-			if len(data) > 1460 {
-				t.Fatalf("injected piece %d carries %d bytes: more than the peer's MSS", i, len(data))
+			if len(w) > 1500 {
+				t.Fatalf("injected piece %d is a %d-byte packet (%d data): more than the path's 1500", i, len(w), len(data))
 			}
 		}
 		next = seq + uint32(len(data))
@@ -80,35 +80,55 @@ func TestGSOSuperPacket(t *testing.T) {
 		t.Fatalf("B got %d bytes, want %d; first difference at %d", len(got), len(msg), i)
 	}
 
-	// A's stack retransmits 1000 bytes from the middle: only the wire
-	// bytes holding them go again, byte for byte.
+	// A's stack retransmits 1000 bytes from the middle of the first
+	// frame: the wire bytes from there to the frame's end go again, byte
+	// for byte, in pieces that fit the path (the stack cannot move past
+	// the frame until all of it is acknowledged).
+	_, first0, _ := payloadOf(t, wire[0])
 	const off, n = 3000, 1000
-	re, _ := r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1+off, isnB+1, packet.ACK, nil, msg[off:off+n]))
-	if len(re) != 1 {
-		t.Fatalf("retransmission: %d packets", len(re))
-	}
-	seq, data, _ := payloadOf(t, re[0])
 	hdr := uint32(tcpcrypt.FrameHeaderLen + 1)
-	if seq != wseq+hdr+off || len(data) != n {
-		t.Fatalf("retransmission at %d (+%d bytes), want %d (+%d)", seq, len(data), wseq+hdr+off, n)
-	}
-	if !bytes.Equal(data, stream[hdr+off:hdr+off+n]) {
-		t.Fatal("retransmitted bytes differ from the first transmission")
-	}
-	// The first segment again, with its frame header.
-	re, _ = r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK, nil, msg[:100]))
-	if seq, data, _ := payloadOf(t, re[0]); seq != wseq || !bytes.Equal(data, stream[:hdr+100]) {
-		t.Fatalf("retransmitted start at %d (%d bytes)", seq, len(data))
-	}
-	// The whole super-packet again: the same wire bytes, the first
-	// frame in place, the rest in pieces of at most the segment size.
-	re, _ = r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK, nil, msg))
+	re, _ := r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1+off, isnB+1, packet.ACK, nil, msg[off:off+n]))
 	var again []byte
+	for i, w := range re {
+		seq, data, _ := payloadOf(t, w)
+		if i == 0 && seq != wseq+hdr+off {
+			t.Fatalf("retransmission at %d, want %d", seq, wseq+hdr+off)
+		}
+		if i > 0 && len(w) > 1500 {
+			t.Fatalf("retransmitted piece %d is %d bytes", i, len(w))
+		}
+		again = append(again, data...)
+	}
+	if !bytes.Equal(again, first0[hdr+off:]) {
+		t.Fatalf("retransmitted %d bytes, differ from the first transmission's %d", len(again), len(first0[hdr+off:]))
+	}
+	// Once the peer acknowledged part of the frame, that part is not
+	// sent again.
+	acked := wseq + 20000
+	r.run(r.engA, Inbound, seg(t, addrB, a, isnB+1, acked, packet.ACK, nil, nil))
+	re, _ = r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK, nil, msg[:100]))
+	if seq, _, _ := payloadOf(t, re[0]); seq != acked {
+		t.Fatalf("retransmission after a partial ack starts at %d, want %d", seq, acked)
+	}
+	again = again[:0]
 	for _, w := range re {
 		_, data, _ := payloadOf(t, w)
 		again = append(again, data...)
 	}
-	if !bytes.Equal(again, stream) {
+	if !bytes.Equal(again, first0[acked-wseq:]) {
+		t.Fatal("retransmission after a partial ack differs")
+	}
+
+	// The whole super-packet again: the same wire bytes (less the
+	// acknowledged part), the first piece in place, the rest in pieces of
+	// at most the segment size.
+	re, _ = r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK, nil, msg))
+	again = again[:0]
+	for _, w := range re {
+		_, data, _ := payloadOf(t, w)
+		again = append(again, data...)
+	}
+	if !bytes.Equal(again, stream[acked-wseq:]) {
 		t.Fatalf("full retransmission: %d bytes, differ from the first transmission", len(again))
 	}
 }
@@ -156,5 +176,123 @@ func TestDeliveriesCoalesced(t *testing.T) {
 	}
 	if seq, data, _ := payloadOf(t, toB[0]); seq != isnA+1 || !bytes.Equal(data, msg) {
 		t.Fatalf("B got %d bytes at %d", len(data), seq)
+	}
+}
+
+// Data the stack sends before the keys exist is held and injected once
+// they do: a held super-packet leaves in segment-sized frames, since an
+// injected packet is not segmented by the kernel.
+func TestHeldSuperPacketInjectedInPieces(t *testing.T) {
+	r := newRig(t, Config{}, Config{})
+	const sport = 42002
+	a := netip.AddrPortFrom(addrA.Addr(), sport)
+	isnA, isnB := uint32(7000), uint32(9000)
+	r.send(true, seg(t, a, addrB, isnA, 0, packet.SYN, synOpts(), nil))
+	r.send(false, seg(t, addrB, a, isnB, isnA+1, packet.SYN|packet.ACK, synOpts(), nil))
+	// A's third segment: A's engine injects Init1; hold it back from B.
+	init1, _ := r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK, nil, nil))
+	msg := bytes.Repeat([]byte("SECRET-held-"), 600) // 7200 bytes, one GSO segment
+	if wire, _ := r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK|packet.PSH, nil, msg)); len(wire) != 0 {
+		t.Fatalf("%d packets left before the keys exist", len(wire))
+	}
+	var toA [][]byte
+	for _, w := range init1 {
+		o, _ := r.run(r.engB, Inbound, w)
+		toA = append(toA, o...)
+	}
+	var got []byte
+	for _, w := range toA { // Init2 reaches A: the held data goes out
+		wire, _ := r.run(r.engA, Inbound, w)
+		for _, x := range wire {
+			_, data, _ := payloadOf(t, x)
+			if len(x) > 1500 {
+				t.Fatalf("an injected segment is %d bytes (%d data), more than the path's 1500", len(x), len(data))
+			}
+			_, in := r.run(r.engB, Inbound, x)
+			for _, d := range in {
+				_, pl, _ := payloadOf(t, d)
+				got = append(got, pl...)
+			}
+		}
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("B got %d bytes, want %d", len(got), len(msg))
+	}
+}
+
+// A frame larger than the peer's congestion window (a GSO super-packet's
+// frame cut into segments on the wire, or another implementation's
+// 60 KiB frames) must not stall: its first part is acknowledged before
+// the rest arrives.
+func TestPartialFrameAcknowledged(t *testing.T) {
+	r := newRig(t, Config{}, Config{})
+	const sport = 42003
+	if ia, _, _, _ := r.open(sport); ia.State != "encrypted" {
+		t.Fatalf("state %s", ia.State)
+	}
+	a := netip.AddrPortFrom(addrA.Addr(), sport)
+	isnA, isnB := uint32(sport)*1000, uint32(sport)*3000
+	msg := bytes.Repeat([]byte("SECRET-big-"), 2000) // 22000 bytes: one frame
+	wire, _ := r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK|packet.PSH, nil, msg))
+	if len(wire) != 1 {
+		t.Fatalf("%d wire packets", len(wire))
+	}
+	wseq, stream, _ := payloadOf(t, wire[0])
+	var got []byte
+	for off := 0; off < len(stream); off += 1400 {
+		part := stream[off:min(off+1400, len(stream))]
+		out, in := r.run(r.engB, Inbound, seg(t, a, addrB, wseq+uint32(off), isnB+1, packet.ACK|packet.PSH, nil, part))
+		for _, d := range in {
+			_, pl, _ := payloadOf(t, d)
+			got = append(got, pl...)
+		}
+		if off+len(part) < len(stream) {
+			if len(in) != 0 {
+				t.Fatalf("at %d: %d packets reach the stack before the frame is complete", off, len(in))
+			}
+			if len(out) != 1 {
+				t.Fatalf("at %d: %d acknowledgments, want 1", off, len(out))
+			}
+			if _, tcp := tcpOf(t, out[0]); tcp.Ack() != wseq+uint32(off+len(part)) {
+				t.Fatalf("at %d: ack %d, want %d", off, tcp.Ack(), wseq+uint32(off+len(part)))
+			}
+		}
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatalf("B got %d bytes", len(got))
+	}
+	// B's stack acknowledges the plaintext: the wire ack covers the frame
+	// and does not go back.
+	toA, _ := r.run(r.engB, Outbound, seg(t, addrB, a, isnB+1, isnA+1+uint32(len(msg)), packet.ACK, nil, nil))
+	if _, tcp := tcpOf(t, toA[0]); tcp.Ack() != wseq+uint32(len(stream)) {
+		t.Fatalf("ack after delivery %d, want %d", tcp.Ack(), wseq+uint32(len(stream)))
+	}
+}
+
+// The window the local stack gets leaves room for the frame overhead its
+// data gains, so a window's worth of frames fits the peer's window.
+func TestLocalWindowLeavesRoomForFrames(t *testing.T) {
+	c := &conn{segSize: 1434}
+	c.outTS.ok = true
+	for _, tc := range []struct {
+		scaled bool
+		shift  uint8
+		wnd    uint16
+	}{{true, 10, 53}, {true, 7, 500}, {false, 0, 65535}, {true, 0, 3000}, {true, 14, 4}} {
+		c.localWS, c.peerWS, c.peerShift, c.inWnd = tc.scaled, tc.scaled, tc.shift, tc.wnd
+		got := uint64(c.localWindow()) << tc.shift
+		peer := uint64(tc.wnd) << tc.shift
+		frames := (got + uint64(c.segData()) - 1) / uint64(c.segData())
+		if got+frames*uint64(tcpcrypt.FrameOverhead) > peer {
+			t.Errorf("%+v: local window %d: its frames (%d) exceed the peer's %d", tc, got, got+frames*tcpcrypt.FrameOverhead, peer)
+		}
+		// No more lost than the overhead and the scale's granularity.
+		if lost := peer - got; peer > 50000 && lost > peer/50+uint64(1)<<tc.shift {
+			t.Errorf("%+v: local window %d is far below the peer's %d", tc, got, peer)
+		}
+	}
+	c.inWnd, c.localWS = 10, false // tiny: closed
+	if w := c.localWindow(); w != 0 {
+		t.Errorf("window %d for a peer window of 10 bytes", w)
 	}
 }
