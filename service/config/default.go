@@ -56,6 +56,7 @@ aa_mandatory = false
 # Control socket (restart). Every local user may read (tcpinc status,
 # conns, sessid); root and members of group may also control (tcpinc
 # up, down, reload). A group that does not exist means root only.
+# On Windows the group is ignored: elevated Administrators control.
 socket = %s
 group = %s
 # true: only root and group may connect at all (socket mode 0660).

@@ -6,11 +6,6 @@ import (
 	"net"
 )
 
-// DefaultAdminGroup is the group whose members may control tcpincd on
-// Unix systems, besides root. The Debian package creates it; when it does
-// not exist only root may control.
-const DefaultAdminGroup = "tcpinc"
-
 // Access says who may connect to the control socket and who may change
 // the daemon's state.
 type Access struct {

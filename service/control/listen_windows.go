@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/windows"
 )
 
+// DefaultAdminGroup is unused on Windows, where elevated members of
+// Administrators control.
+const DefaultAdminGroup = ""
+
 // windowsAccess is true: admin rights come from the caller's token.
 const windowsAccess = true
 
