@@ -438,11 +438,25 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 	c2.echo(t, "plain one still works")
 
-	// 5. Reload keeps connections; metrics answer.
-	if rc, out := e.cli(e.nsA, e.sockA, false, "reload"); rc != 0 || !strings.Contains(out, "reloaded") {
+	// 5. A reload that excludes the server's port leaves new connections
+	// plain and keeps the encrypted ones encrypted and working.
+	cfgA := filepath.Join(e.dir, "a.toml")
+	os.WriteFile(cfgA, []byte(fmt.Sprintf("exclude_ports = [%s]\n[control]\nsocket = %q\n[log]\nlevel = \"debug\"\n", port, e.sockA)), 0o644)
+	if rc, out := e.cli(e.nsA, e.sockA, false, "reload"); rc != 0 || !strings.Contains(out, "applied: exclude_ports") {
 		t.Errorf("tcpinc reload: rc %d, %s", rc, out)
 	}
+	c4 := e.connect(t)
+	c4.echo(t, "excluded")
+	if b4, ok := e.find(t, e.nsB, e.sockB, c4.remote, c4.local); !ok || b4.State != "plain" {
+		t.Errorf("a connection to an excluded port after reload: B has %+v (found %v), want plain", b4, ok)
+	}
+	before = a.BytesOut
 	c1.echo(t, "after reload")
+	a, b = e.waitState(t, c1, "encrypted")
+	if a.SessionID != b.SessionID || a.BytesOut <= before {
+		t.Errorf("c1 after reload: A %+v, B %+v", a, b)
+	}
+	c3.echo(t, "c3 after reload")
 	if rc, out := e.cli(e.nsA, e.sockA, true, "metrics"); rc != 0 || !strings.Contains(out, `tcpinc_connections{state="encrypted"}`) {
 		t.Errorf("tcpinc metrics: rc %d\n%s", rc, out)
 	}
