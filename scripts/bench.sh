@@ -104,8 +104,16 @@ TCPINCD=$tmp/bin/tcpincd
 TCPINC=$tmp/bin/tcpinc
 LOAD=$tmp/bin/tcpinc-load
 
-# The modes this tcpincd offers, from the --mode line of its help.
-mode_line=$("$TCPINCD" run --help 2>&1 | grep -E '^ *--mode' || true)
+# The modes this tcpincd offers, from the --mode line of its help; an
+# empty configuration file when it takes one, so that a configuration
+# installed on this machine does not change what is measured.
+run_help=$("$TCPINCD" run --help 2>&1 || true)
+mode_line=$(grep -E '^ *--mode' <<<"$run_help" || true)
+config_args=()
+if grep -q -- '--config' <<<"$run_help"; then
+	: >"$tmp/empty.toml"
+	config_args=(--config "$tmp/empty.toml")
+fi
 have_mode() {
 	[[ $mode_line == *"$1"* && $mode_line != *"$1 is not implemented"* ]]
 }
@@ -145,7 +153,7 @@ start_daemons() {
 		[[ $sides == *$side* ]] || continue
 		ns=$C
 		[ $side = s ] && ns=$S
-		ip netns exec "$ns" "$TCPINCD" run --mode "$mode" --control "$tmp/$side.sock" \
+		ip netns exec "$ns" "$TCPINCD" run --mode "$mode" --control "$tmp/$side.sock" "${config_args[@]}" \
 			2>>"$tmp/tcpincd-$mode-$side.log" &
 		daemons+=($!)
 		eval "daemon_$side=$!"
@@ -232,8 +240,9 @@ import json, sys
 def c(s, name):
     return sum(v for k, v in json.loads(s)["counters"].items() if k == name or k.endswith("_" + name))
 b, a = sys.argv[1], sys.argv[2]
-enc = c(a, "conns_encrypted") - c(b, "conns_encrypted")
-res = c(a, "conns_resumed") - c(b, "conns_resumed")
+# divert counts conns_*, redirect proxy_*.
+enc = sum(c(a, n) - c(b, n) for n in ("conns_encrypted", "proxy_encrypted"))
+res = sum(c(a, n) - c(b, n) for n in ("conns_resumed", "proxy_resumed"))
 print(f"{res}/{enc}")' "$before" "$after")"
 	fi
 }

@@ -108,10 +108,11 @@ type loadResult struct {
 
 // load opens count connections, parallel at a time, each echoing size
 // bytes checked byte for byte; the test fails unless all are intact.
-func load(t *testing.T, n *node, host string, port, count, parallel, size int) loadResult {
+func load(t *testing.T, n *node, host string, port, count, parallel, size int, extra ...string) loadResult {
 	t.Helper()
-	out, _ := n.cmd(env.load, "run", "-addr", hostPort(host, port), "-n", strconv.Itoa(count),
-		"-c", strconv.Itoa(parallel), "-size", strconv.Itoa(size), "-timeout", "120s", "-json").Output()
+	args := append([]string{env.load, "run", "-addr", hostPort(host, port), "-n", strconv.Itoa(count),
+		"-c", strconv.Itoa(parallel), "-size", strconv.Itoa(size), "-timeout", "120s", "-json"}, extra...)
+	out, _ := n.cmd(args...).Output()
 	var r loadResult
 	line := strings.TrimSpace(string(out))
 	if i := strings.LastIndexByte(line, '\n'); i >= 0 {

@@ -31,6 +31,10 @@ var env struct {
 	unavailable map[string]string
 	// noSSH says why the ssh case cannot run ("" when it can).
 	noSSH string
+	// config is an empty configuration file, given to tcpincd with
+	// --config when it has that flag, so that a configuration installed
+	// on the machine cannot change what the tests see ("" otherwise).
+	config string
 }
 
 func TestMain(m *testing.M) {
@@ -108,6 +112,12 @@ func prepare() {
 	env.tcpinc = filepath.Join(env.dir, "tcpinc")
 	env.load = filepath.Join(env.dir, "tcpinc-load")
 	env.unavailable = detectModes(env.tcpincd)
+	if help, _ := exec.Command(env.tcpincd, "run", "--help").CombinedOutput(); bytes.Contains(help, []byte("--config")) {
+		env.config = filepath.Join(env.dir, "empty.toml")
+		if err := os.WriteFile(env.config, nil, 0o644); err != nil {
+			env.err = err
+		}
+	}
 }
 
 // buildBinaries builds tcpincd, tcpinc and tcpinc-load from this tree

@@ -7,11 +7,12 @@
 //
 //	tcpinc-load serve -listen ADDR:PORT [-listen ...]
 //	tcpinc-load run -addr HOST:PORT -n N [-c C] [-size BYTES]
-//	                [-spread none|worker|conn] [-timeout DUR] [-json]
+//	                [-spread none|worker|conn] [-timeout DUR] [-hold DUR] [-json]
 //
 // Each connection of "run" writes size bytes (a plaintext marker, the
-// connection's number and a pattern), half-closes, reads the echo to EOF
-// and compares it byte for byte. -spread moves the destination address:
+// connection's number and a pattern), reads the echo, optionally holds
+// the connection open (-hold), half-closes, reads to EOF and compares
+// the echo byte for byte. -spread moves the destination address:
 // "conn" gives every connection its own address (HOST, HOST+1, ...), so
 // that no resumption secret is cached for it (a full key exchange every
 // time); "worker" gives each of the C workers its own address (each worker
@@ -169,6 +170,7 @@ func runLoad(args []string) error {
 	spread := fs.String("spread", "none", "destination addresses: none, worker (one per worker), conn (one per connection)")
 	timeout := fs.Duration("timeout", 60*time.Second, "stop starting connections after this long")
 	connTimeout := fs.Duration("conn-timeout", 20*time.Second, "bound on one connection")
+	hold := fs.Duration("hold", 0, "keep each connection open this long after its echo (so that it can be observed)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	fs.Parse(args)
 	ap, err := netip.ParseAddrPort(*addr)
@@ -214,7 +216,7 @@ func runLoad(args []string) error {
 				}
 				fill(send, i)
 				var err error
-				got, err = once(dst, send, got[:0], *connTimeout)
+				got, err = once(dst, send, got[:0], *connTimeout, *hold)
 				if err == nil && !bytes.Equal(got, send) {
 					err = fmt.Errorf("echo differs: sent %d bytes, got %d (first difference at %d)", len(send), len(got), firstDiff(send, got))
 				}
@@ -251,8 +253,10 @@ func runLoad(args []string) error {
 	return nil
 }
 
-// once opens one connection, sends send, half-closes and reads the echo.
-func once(dst netip.AddrPort, send, got []byte, timeout time.Duration) ([]byte, error) {
+// once opens one connection, sends send, reads the echo, waits hold
+// with the connection still open both ways, then half-closes and reads
+// to EOF.
+func once(dst netip.AddrPort, send, got []byte, timeout, hold time.Duration) ([]byte, error) {
 	d := net.Dialer{Timeout: timeout}
 	c, err := d.Dial("tcp", dst.String())
 	if err != nil {
@@ -260,18 +264,26 @@ func once(dst netip.AddrPort, send, got []byte, timeout time.Duration) ([]byte, 
 	}
 	defer c.Close()
 	tc := c.(*net.TCPConn)
-	tc.SetDeadline(time.Now().Add(timeout))
+	tc.SetDeadline(time.Now().Add(timeout + hold))
 	if _, err := tc.Write(send); err != nil {
 		return got, fmt.Errorf("write: %w", err)
 	}
-	if err := tc.CloseWrite(); err != nil {
-		return got, fmt.Errorf("half-close: %w", err)
-	}
+	closed := false
 	var buf [4096]byte
 	for {
+		if !closed && len(got) >= len(send) {
+			time.Sleep(hold)
+			if err := tc.CloseWrite(); err != nil {
+				return got, fmt.Errorf("half-close: %w", err)
+			}
+			closed = true
+		}
 		n, err := tc.Read(buf[:])
 		got = append(got, buf[:n]...)
 		if err == io.EOF {
+			if !closed {
+				return got, fmt.Errorf("EOF after %d bytes, before the whole echo", len(got))
+			}
 			return got, nil
 		}
 		if err != nil {
