@@ -78,9 +78,16 @@ fuzz:
 
 # Protocol core and divert engine in isolation (no network): frame
 # seal/open per AEAD, handshakes per TEP, packet rewriting, engine
-# throughput per core and bytes of state per connection.
+# throughput per core and bytes of state per connection. Then, as root,
+# the end-to-end figures (scripts/bench.sh): plain TCP, divert and
+# redirect side by side in network namespaces (iperf3 throughput,
+# connections per second full and resumed, tcpincd CPU per GB), as ratios
+# to plain TCP, written to docs/benchmarks.md. BENCH_SECONDS and
+# BENCH_CONNS bound each measurement.
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./core/...
+	@if [ "$$(id -u)" -eq 0 ]; then GO=$(GO) scripts/bench.sh; \
+	else echo "bench: end-to-end benchmarks (scripts/bench.sh) SKIPPED: they need root"; fi
 
 # End-to-end demo (root): two network namespaces, tcpincd in each, curl
 # through it; checks the wire carries no plaintext and both ends agree on
