@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"tcpinc.dev/tcpinc/platform_linux"
 )
 
 // Addresses inside the namespaces the test creates.
@@ -197,7 +199,10 @@ func (e *env) startDaemon(ns, sock, name string) {
 	for {
 		var st struct{ Running bool }
 		out, err := exec.Command(e.tcpinc, "--control", sock, "status", "--json").Output()
-		if err == nil && json.Unmarshal(out, &st) == nil && st.Running {
+		// Running means Run was called; the rules are in once the
+		// table exists (the backend installs it in one transaction).
+		if err == nil && json.Unmarshal(out, &st) == nil && st.Running &&
+			exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", platform_linux.TableName).Run() == nil {
 			return
 		}
 		if time.Now().After(deadline) {
