@@ -187,6 +187,15 @@ func (c *conn) handle(p *Packet, pk *packet.Packet) {
 		c.inWnd = tcp.Window()
 		c.inTS.from(pk)
 	}
+	if c.phase == phasePlain && tcp.Flags()&packet.SYN != 0 {
+		// Remembered so that a retransmitted SYN is told from a new
+		// connection on the same 4-tuple (replacedBy).
+		if out && !c.haveLocalISN {
+			c.localISN, c.haveLocalISN = tcp.Seq(), true
+		} else if !out && !c.havePeerISN {
+			c.peerISN, c.havePeerISN = tcp.Seq(), true
+		}
+	}
 	switch {
 	case c.phase == phaseDead:
 		c.refuse(p, pk)
@@ -355,6 +364,21 @@ func (c *conn) clampMSS(p *Packet, pk *packet.Packet) {
 		c.e.ctr.MSSClamped++
 		p.Modified = true
 	}
+}
+
+// replacedBy reports whether a SYN (without ACK) with sequence number
+// seq, travelling in dir, starts a new connection on this entry's
+// 4-tuple rather than belonging to it: the entry is plain or closed (both
+// FINs seen), and the SYN is not a retransmission of its first SYN.
+func (c *conn) replacedBy(dir Direction, seq uint32) bool {
+	ended := c.phase == phasePlain || c.phase == phaseGone || c.localFIN && c.peerFIN
+	if !ended {
+		return false
+	}
+	if dir == Outbound {
+		return !c.haveLocalISN || seq != c.localISN
+	}
+	return !c.havePeerISN || seq != c.peerISN
 }
 
 // ---- state changes --------------------------------------------------

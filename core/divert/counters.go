@@ -19,6 +19,7 @@ type Counters struct {
 	ConnsDisabled   uint64 // left plain because the policy is off (reason config-off)
 	ConnsExcluded   uint64 // left plain by the policy's exclusions (reason config-off)
 	ConnsClosed     uint64
+	ConnsReused     uint64 // a new connection replaced an ended one with the same 4-tuple
 	ConnsExpired    uint64 // idle timeout
 	ConnsAborted    uint64 // reset by the engine (see the Abort* counters)
 	KeyAgreements   uint64 // fresh Init1/Init2 exchanges completed

@@ -114,6 +114,13 @@ func (e *Engine) process(p *Packet) {
 	}
 	c := e.conns[key]
 	flags := pk.TCP().Flags()
+	if c != nil && flags&(packet.SYN|packet.ACK|packet.RST) == packet.SYN && c.replacedBy(p.Dir, pk.TCP().Seq()) {
+		// A new connection on the 4-tuple of one that ended (TIME_WAIT
+		// reuse, a plain connection's lingering entry).
+		e.ctr.ConnsReused++
+		e.remove(c)
+		c = nil
+	}
 	if c == nil {
 		if flags&(packet.SYN|packet.ACK|packet.RST) != packet.SYN {
 			// Not the start of a connection we saw: a plain connection

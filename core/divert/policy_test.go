@@ -292,3 +292,38 @@ func TestPolicyInvalid(t *testing.T) {
 		t.Fatal("a rejected policy replaced the current one")
 	}
 }
+
+// A new connection on the 4-tuple of one that ended (TIME_WAIT reuse by
+// the stack) is negotiated afresh, not taken for the old one.
+func TestFourTupleReuse(t *testing.T) {
+	r := newRig(t, Config{}, Config{})
+	mustSetPolicy(t, r.engA, core.Policy{})
+	const sport = 41050
+	if ia, _, _, _ := r.open(sport); ia.State != "plain" {
+		t.Fatalf("first: %s", ia.State)
+	}
+	a := netip.AddrPortFrom(addrA.Addr(), sport)
+	// A retransmitted SYN is the same connection.
+	r.send(true, seg(t, a, addrB, uint32(sport)*1000, 0, packet.SYN, synOpts(), nil))
+	if c := r.engA.Counters(); c.ConnsDisabled != 1 || c.ConnsReused != 0 {
+		t.Fatalf("retransmitted SYN: disabled %d reused %d", c.ConnsDisabled, c.ConnsReused)
+	}
+	mustSetPolicy(t, r.engA, core.DefaultPolicy())
+	// A new SYN (another ISN) on the same ports: encrypted this time.
+	r.send(true, seg(t, a, addrB, 777, 0, packet.SYN, synOpts(), nil))
+	r.send(false, seg(t, addrB, a, 999, 778, packet.SYN|packet.ACK, synOpts(), nil))
+	r.send(true, seg(t, a, addrB, 778, 1000, packet.ACK, nil, nil))
+	ia, _ := r.engA.Lookup(a, addrB)
+	ib, _ := r.engB.Lookup(addrB, a)
+	if ia.State != "encrypted" || ib.State != "encrypted" {
+		t.Fatalf("reused 4-tuple: %s / %s", ia.State, ib.State)
+	}
+	if r.engA.Counters().ConnsReused != 1 || r.engB.Counters().ConnsReused != 1 {
+		t.Fatalf("reused counters %d/%d", r.engA.Counters().ConnsReused, r.engB.Counters().ConnsReused)
+	}
+	// An encrypted connection still open is not replaced by a SYN.
+	r.send(true, seg(t, a, addrB, 5555, 0, packet.SYN, synOpts(), nil))
+	if ia, _ := r.engA.Lookup(a, addrB); ia.State != "encrypted" || r.engA.Counters().ConnsReused != 1 {
+		t.Fatalf("open connection replaced: %s", ia.State)
+	}
+}
