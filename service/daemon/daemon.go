@@ -63,6 +63,13 @@ type Daemon struct {
 
 type backendBox struct{ b core.Backend }
 
+// Readier is an optional interface of a core.Backend: Ready is closed
+// once the backend captures (its rules are installed). Status reports
+// running only from then on; without it, from the start of Run.
+type Readier interface {
+	Ready() <-chan struct{}
+}
+
 // New checks opts and returns a daemon that is not running yet.
 func New(opts Options) (*Daemon, error) {
 	if opts.NewBackend == nil {
@@ -143,9 +150,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	d.log.Info("tcpincd starting", "version", version.String(), "mode", b.Mode(), "enabled", policy.Enabled,
 		"control", cfg.Control.Socket, "config", d.configName(), "metrics", cfg.MetricsListen)
-	d.since.Store(time.Now().UnixNano())
-	d.running.Store(true)
+	// Running means capturing: a backend that can say when its rules
+	// are in (Ready) sets it then, others as Run starts.
+	readyDone := make(chan struct{})
+	if r, ok := b.(Readier); ok {
+		wg.Go(func() {
+			select {
+			case <-r.Ready():
+				d.since.Store(time.Now().UnixNano())
+				d.running.Store(true)
+			case <-readyDone:
+			}
+		})
+	} else {
+		d.since.Store(time.Now().UnixNano())
+		d.running.Store(true)
+	}
 	runErr := b.Run(runCtx)
+	close(readyDone)
 	d.running.Store(false)
 	if ctx.Err() != nil {
 		d.log.Info("tcpincd stopping")

@@ -351,3 +351,46 @@ func TestBackendFailureStops(t *testing.T) {
 		t.Error("socket left behind")
 	}
 }
+
+// readyBackend says when its rules are in.
+type readyBackend struct {
+	fakeBackend
+	ready chan struct{}
+}
+
+func (r *readyBackend) Ready() <-chan struct{} { return r.ready }
+
+func TestRunningOnlyWhenReady(t *testing.T) {
+	dir := shortDir(t)
+	cfg := config.Default()
+	cfg.Control.Socket = filepath.Join(dir, "c.sock")
+	rb := &readyBackend{ready: make(chan struct{})}
+	d, _ := New(Options{Config: cfg, NewBackend: func(*config.Config, core.Policy, *slog.Logger) (core.Backend, error) { return rb, nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var cl *control.Client
+	for {
+		var err error
+		if cl, err = control.Dial(cfg.Control.Socket); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	defer cl.Close()
+	if st, _ := cl.Status(); st.Running {
+		t.Error("running before the backend is ready")
+	}
+	close(rb.ready)
+	deadline := time.Now().Add(5 * time.Second)
+	for st, _ := cl.Status(); !st.Running; st, _ = cl.Status() {
+		if time.Now().After(deadline) {
+			t.Fatal("not running after ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
