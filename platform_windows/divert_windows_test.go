@@ -54,7 +54,7 @@ type e2eHost struct {
 	addr6 netip.Addr
 	ifIdx uint32
 
-	backend *Divert
+	backend core.Backend
 	runErr  chan error
 	hs      []windows.Handle
 	filters []evalNode
@@ -108,15 +108,24 @@ func newE2E(t *testing.T, withB bool, workers int) *e2eNet {
 		b: newStack(t, "B", "10.99.0.2", "fd00::2", ifB)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	t.Cleanup(n.close)
-	n.startBackend(n.a, workers)
+	n.startBackend(n.a, workers, newDivertBackend)
 	if withB {
-		n.startBackend(n.b, workers)
+		n.startBackend(n.b, workers, newDivertBackend)
 	}
+	n.startPumps()
+	return n
+}
+
+func (n *e2eNet) startPumps() {
 	for _, h := range []*e2eHost{n.a, n.b} {
 		n.wg.Go(func() { n.pumpStack(h) })
 	}
-	return n
 }
+
+func newDivertBackend(c Config, _ *e2eHost) (core.Backend, error) { return NewDivert(c) }
+
+// div is a host's divert backend.
+func div(h *e2eHost) *Divert { return h.backend.(*Divert) }
 
 func (n *e2eNet) fail(format string, args ...any) {
 	n.mu.Lock()
@@ -126,11 +135,11 @@ func (n *e2eNet) fail(format string, args ...any) {
 	}
 }
 
-func (n *e2eNet) startBackend(h *e2eHost, workers int) {
+func (n *e2eNet) startBackend(h *e2eHost, workers int, mk func(Config, *e2eHost) (core.Backend, error)) {
 	t := n.t
 	before := n.m.openHandles()
-	d, err := NewDivert(Config{DLLPath: n.m.path, Workers: workers, Policy: core.DefaultPolicy(),
-		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("host", h.name)})
+	d, err := mk(Config{DLLPath: n.m.path, Workers: workers, Policy: core.DefaultPolicy(),
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("host", h.name)}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +217,7 @@ func (n *e2eNet) capture(h *e2eHost, pkt []byte, outbound bool) bool {
 	ep := evalPacket{}
 	pk, err := packet.Parse(pkt)
 	if err == nil && pk.HasTCP() {
-		ep = evalPacket{tcp: true, src: pk.SrcAddr(), dst: pk.DstAddr(), sport: pk.TCP().SrcPort(), dport: pk.TCP().DstPort()}
+		ep = evalPacket{tcp: true, outbound: outbound, src: pk.SrcAddr(), dst: pk.DstAddr(), sport: pk.TCP().SrcPort(), dport: pk.TCP().DstPort()}
 	} else {
 		return false
 	}
@@ -374,7 +383,7 @@ func transfer(t *testing.T, c, s net.Conn, marker []byte, size int) {
 	}
 }
 
-func encryptedConn(d *Divert, local, remote netip.AddrPort) (core.ConnInfo, bool) {
+func encryptedConn(d core.Backend, local, remote netip.AddrPort) (core.ConnInfo, bool) {
 	ci, ok := d.Lookup(local, remote)
 	return ci, ok && ci.State == "encrypted" && len(ci.SessionID) > 0
 }
@@ -415,7 +424,7 @@ func TestDivertEndToEnd(t *testing.T) {
 			}
 		})
 	}
-	ctrA := n.a.backend.Snapshot()
+	ctrA := div(n.a).Snapshot()
 	if ctrA.Engine.ConnsEncrypted < 2 || ctrA.ChecksumFixed == 0 || ctrA.Received == 0 || ctrA.SendErrors != 0 {
 		t.Errorf("A's counters: %+v", ctrA)
 	}
@@ -439,7 +448,7 @@ func TestDivertPlainPeer(t *testing.T) {
 	if !n.wireContains(marker) {
 		t.Error("a plain connection's data should cross the wire unchanged")
 	}
-	ctr := n.a.backend.Snapshot()
+	ctr := div(n.a).Snapshot()
 	if ctr.PlainFlows != 1 || ctr.FastPath == 0 || ctr.Engine.ConnsPlain != 1 || ctr.Engine.ConnsEncrypted != 0 {
 		t.Errorf("counters: plain flows %d, fast path %d, engine plain %d encrypted %d",
 			ctr.PlainFlows, ctr.FastPath, ctr.Engine.ConnsPlain, ctr.Engine.ConnsEncrypted)
@@ -474,7 +483,7 @@ func TestDivertStopResets(t *testing.T) {
 	if n.wireContains(after) {
 		t.Error("plaintext left A after its backend stopped")
 	}
-	if got := n.a.backend.Snapshot().Engine.AbortShutdown; got == 0 {
+	if got := div(n.a).Snapshot().Engine.AbortShutdown; got == 0 {
 		t.Error("no connection counted as reset at shutdown")
 	}
 }

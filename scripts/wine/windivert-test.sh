@@ -25,7 +25,10 @@ GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -c -o "$work/platform_windows.te
 echo "== wine: platform_windows (windows/amd64, stand-in WinDivert.dll)"
 cd platform_windows
 if out=$("$wine" "$work/platform_windows.test.exe" -test.count=1 -test.timeout=10m "$@" 2>&1); then
-	echo "$out" | grep -E '^(ok|PASS|--- SKIP|    .*skip)' || true
+	case " $* " in
+	*" -test.v "*) echo "$out" ;;
+	*) echo "$out" | grep -E '^(ok|PASS|--- SKIP)' || true ;;
+	esac
 	echo "ok   tcpinc.dev/tcpinc/platform_windows (windows/amd64 under wine, stand-in WinDivert.dll)"
 else
 	echo "$out" | tail -n 60
