@@ -144,7 +144,10 @@ stop_tray() {
 }
 open_menu() {
 	xdotool mousemove $icon_x $icon_y click 3
-	sleep 1.2
+	sleep 0.3
+	# Off the icon, so its tooltip does not cover the menu.
+	xdotool mousemove 5 $((height - 5))
+	sleep 1
 }
 close_menu() {
 	xdotool key Escape
@@ -214,7 +217,8 @@ xdotool key Down Down Return
 for _ in $(seq 50); do xdotool search --class xterm >/dev/null 2>&1 && break; sleep 0.2; done
 sleep 2
 import -window root "$tmp/full.png"
-"$CONVERT" "$tmp/full.png" -trim +repage "$outdir/tray-open-status.png"
+# Paint the black desktop around the xterm (not its black text).
+"$CONVERT" "$tmp/full.png" -fill "$desk" -draw "color $((width - 2)),$((height - 2)) floodfill" "$outdir/tray-open-status.png"
 echo "tray-screenshot: $outdir/tray-open-status.png"
 # The terminal is the tray's child no more: close it by its pid.
 for w in $(xdotool search --class xterm 2>/dev/null); do

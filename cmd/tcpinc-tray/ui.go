@@ -4,6 +4,7 @@ package main
 
 import (
 	"runtime"
+	"time"
 
 	"fyne.io/systray"
 
@@ -24,10 +25,18 @@ type trayUI struct {
 
 	last  tray.View
 	drawn bool
+	// Until settled, Render sets the icon and tooltip even when they did
+	// not change: fyne.io/systray runs onReady while it is still
+	// exporting the item on D-Bus, and an icon set in that window is kept
+	// but never announced, leaving the panel with the previous one.
+	settled time.Time
 }
 
+// settleTime is how long after start Render repeats the icon.
+const settleTime = 10 * time.Second
+
 func newTrayUI() *trayUI {
-	u := &trayUI{}
+	u := &trayUI{settled: time.Now().Add(settleTime)}
 	systray.SetIcon(icons.Tray(icons.Error))
 	// Linux panels show the title as the item's name; macOS shows it
 	// beside the icon, where Render puts the count instead.
@@ -61,10 +70,11 @@ func (u *trayUI) Render(v tray.View) {
 	first := !u.drawn
 	old := u.last
 	u.last, u.drawn = v, true
-	if first || v.Icon != old.Icon {
+	early := time.Now().Before(u.settled)
+	if first || early || v.Icon != old.Icon {
 		systray.SetIcon(icons.Tray(v.Icon))
 	}
-	if first || v.Tooltip != old.Tooltip {
+	if first || early || v.Tooltip != old.Tooltip {
 		systray.SetTooltip(v.Tooltip)
 	}
 	if runtime.GOOS == "darwin" && (first || v.Title != old.Title) {
