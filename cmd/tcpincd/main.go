@@ -243,6 +243,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := needRunPrivilege(); err != nil {
+		return err
+	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
