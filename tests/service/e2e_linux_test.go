@@ -462,6 +462,22 @@ func TestServiceEndToEnd(t *testing.T) {
 		t.Errorf("c1 after reload: A %+v, B %+v", a, b)
 	}
 	c3.echo(t, "c3 after reload")
+
+	// SIGHUP reloads too (tcpincd is the process ip netns exec became).
+	e.processes[0].Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, out := e.cli(e.nsA, e.sockA, false, "status", "--json")
+		var st struct{ Counters map[string]uint64 }
+		if json.Unmarshal([]byte(out), &st) == nil && st.Counters["service_reloads"] == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not reload: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c1.echo(t, "after SIGHUP")
 	if rc, out := e.cli(e.nsA, e.sockA, true, "metrics"); rc != 0 || !strings.Contains(out, `tcpinc_connections{state="encrypted"}`) {
 		t.Errorf("tcpinc metrics: rc %d\n%s", rc, out)
 	}
