@@ -159,18 +159,36 @@ shot() { # name: the bar and the menu below it, cropped to what is drawn
 		-fill "$desk" -opaque black "$outdir/tray-$1.png"
 	echo "tray-screenshot: $outdir/tray-$1.png"
 }
-bar_shot() { # name: the bar's right end only, magnified for the overview
+bar_shot() { # name [colour]: the bar's right end only, magnified for the overview
 	import -window root "$tmp/full.png"
 	"$CONVERT" "$tmp/full.png" -crop "$((bar + 16))x${bar}+$((width - bar - 16))+0" +repage \
 		-filter point -resize 300% "$tmp/bar-$1.png"
+	[ -n "${2:-}" ] && check_colour "$1" "$2"
+	return 0
+}
+# check_colour name colour: the icon on the bar must have the colour of
+# its state (grey, blue, green or red), or the panel shows a stale icon.
+check_colour() {
+	local rgb got
+	rgb=$("$CONVERT" "$tmp/full.png" -crop "${bar}x${bar}+$((width - bar - 2))+0" +repage \
+		-format '%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]' info:)
+	got=$(echo "$rgb" | awk '{ r=$1; g=$2; b=$3; hi=r; lo=r
+		if (g>hi) hi=g; if (b>hi) hi=b; if (g<lo) lo=g; if (b<lo) lo=b
+		if (hi-lo < 0.06) print "grey"; else if (hi==r) print "red"; else if (hi==g) print "green"; else print "blue" }')
+	if [ "$got" != "$2" ]; then
+		echo "tray-screenshot: FAIL: the $1 icon on the panel is $got (mean RGB $rgb), want $2" >&2
+		exit 1
+	fi
+	echo "tray-screenshot: the $1 icon on the panel is $got"
 }
 
 mkdir -p "$outdir"
 
+declare -A colour=([off]=grey [on]=blue [encrypted]=green [error]=red)
 for state in off on encrypted; do
 	start_fake "$state" --encrypted 3 --plain 5
 	start_tray
-	bar_shot "$state"
+	bar_shot "$state" "${colour[$state]}"
 	open_menu
 	shot "$state"
 	if [ "$state" = encrypted ]; then
@@ -187,7 +205,7 @@ done
 
 # Error: no tcpincd at the socket.
 start_tray
-bar_shot error
+bar_shot error red
 open_menu
 shot error
 close_menu
@@ -195,7 +213,7 @@ close_menu
 # tcpincd comes up while the tray runs: the icon recovers by itself.
 start_fake on --plain 2
 sleep 2
-bar_shot recovered
+bar_shot recovered blue
 stop_tray
 stop_fake
 
@@ -206,6 +224,7 @@ start_tray
 open_menu
 xdotool key Down Return
 sleep 1.5
+bar_shot denied green
 open_menu
 shot denied
 close_menu
@@ -265,13 +284,14 @@ live_demo() {
 	wait_for "three encrypted connections" sh -c "'$tmp/bin/tcpinc' --control '$tmp/a.sock' status --json | grep -q '\"encrypted\": 3'"
 	"$tmp/bin/tcpinc" --control "$tmp/a.sock" conns | sed 's/^/tray-screenshot: live:   /'
 	start_tray "$tmp/a.sock"
-	bar_shot live
+	bar_shot live green
 	open_menu
 	shot live
 	# Turn encryption off through the menu, as root: tcpincd obeys; the
 	# encrypted connections stay encrypted.
 	xdotool key Down Return
 	sleep 2
+	bar_shot live-off grey
 	open_menu
 	shot live-off
 	close_menu
