@@ -276,6 +276,7 @@ type Counters struct {
 	NoInterface   uint64
 	PlainFlows    uint64
 	PlainFull     uint64
+	Adopted       uint64
 	DrainDropped  uint64
 }
 
@@ -299,6 +300,7 @@ func (d *Divert) Snapshot() Counters {
 		c.NoInterface += s.NoInterface.Load()
 		c.PlainFlows += s.PlainFlows.Load()
 		c.PlainFull += s.PlainFull.Load()
+		c.Adopted += s.Adopted.Load()
 		c.DrainDropped += s.DrainDropped.Load()
 	}
 	return c

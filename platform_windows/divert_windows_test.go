@@ -100,14 +100,20 @@ func newStack(t *testing.T, name string, v4, v6 string, ifIdx uint32) *e2eHost {
 	return h
 }
 
-// newE2E builds the two hosts; withB says whether B runs a backend.
-func newE2E(t *testing.T, withB bool, workers int) *e2eNet {
+// newHosts builds the two hosts without backends.
+func newHosts(t *testing.T) *e2eNet {
 	m := loadMock(t)
 	n := &e2eNet{t: t, m: m,
 		a: newStack(t, "A", "10.99.0.1", "fd00::1", ifA),
 		b: newStack(t, "B", "10.99.0.2", "fd00::2", ifB)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	t.Cleanup(n.close)
+	return n
+}
+
+// newE2E builds the two hosts; withB says whether B runs a backend.
+func newE2E(t *testing.T, withB bool, workers int) *e2eNet {
+	n := newHosts(t)
 	n.startBackend(n.a, workers, newDivertBackend)
 	if withB {
 		n.startBackend(n.b, workers, newDivertBackend)
@@ -454,6 +460,22 @@ func TestDivertPlainPeer(t *testing.T) {
 			ctr.PlainFlows, ctr.FastPath, ctr.Engine.ConnsPlain, ctr.Engine.ConnsEncrypted)
 	}
 	t.Logf("fast path: %d of %d packets", ctr.FastPath, ctr.Received)
+}
+
+// TestDivertAdoptsOlderConnections: a connection open before the capture
+// started passes unchanged and moves to the fast path.
+func TestDivertAdoptsOlderConnections(t *testing.T) {
+	n := newHosts(t)
+	n.startPumps()
+	c, s := n.dial(false, 7600)
+	transfer(t, c, s, []byte("before-"), 4<<10)
+	n.startBackend(n.a, 1, newDivertBackend)
+	transfer(t, c, s, []byte("after-"), 32<<10)
+	transfer(t, s, c, []byte("back-"), 8<<10)
+	st := div(n.a).Snapshot()
+	if st.Adopted != 1 || st.FastPath == 0 || st.Engine.ConnsEncrypted != 0 {
+		t.Errorf("adopted %d, fast path %d of %d, encrypted %d", st.Adopted, st.FastPath, st.Received, st.Engine.ConnsEncrypted)
+	}
 }
 
 // TestDivertStopResets: stopping a backend resets its encrypted

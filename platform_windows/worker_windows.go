@@ -41,6 +41,7 @@ type workerStats struct {
 	NoInterface   atomic.Uint64 // inbound injections with no known interface
 	PlainFlows    atomic.Uint64 // connections put on the fast path
 	PlainFull     atomic.Uint64 // ... that did not fit the fast-path table
+	Adopted       atomic.Uint64 // connections older than the capture put on the fast path
 	DrainDropped  atomic.Uint64 // packets of reset connections dropped while stopping
 }
 
@@ -128,8 +129,16 @@ func (w *worker) requestStop() {
 
 // run is the worker goroutine: receive a batch (overlapped), process it,
 // send the result, and run the engine's timers, until stopped or the
-// handle fails.
+// handle fails. Either way it ends by resetting the encrypted
+// connections (as far as the handle still works) before the handle is
+// closed: their next packets would otherwise leave in clear.
 func (w *worker) run() error {
+	err := w.loop()
+	w.shutdown()
+	return err
+}
+
+func (w *worker) loop() error {
 	nextSweep := time.Now().Add(sweepInterval)
 	for {
 		if !w.rb.pending {
@@ -172,7 +181,6 @@ func (w *worker) run() error {
 			w.batch()
 		case windows.WAIT_OBJECT_0 + 1:
 			if w.stop.Load() {
-				w.shutdown()
 				return nil
 			}
 		case uint32(windows.WAIT_TIMEOUT):
@@ -273,6 +281,9 @@ func (w *worker) process(n int) {
 			continue
 		}
 		a := &w.addrs[i]
+		if !p.Modified {
+			w.adopt(p, a)
+		}
 		if p.Modified {
 			a.SetIPChecksum(true)
 			a.SetTCPChecksum(true)
@@ -297,6 +308,26 @@ func (w *worker) snapshot() {
 	w.mu.Lock()
 	w.snap = c
 	w.mu.Unlock()
+}
+
+// adopt puts on the fast path a connection the engine passed without
+// knowing it: one that was open before the capture started. Only a
+// packet the engine accepted unchanged, without SYN, of a connection the
+// engine has no entry for (not even a tombstone: those are dropped)
+// qualifies.
+func (w *worker) adopt(p *divert.Packet, a *Address) {
+	pk, err := packet.Parse(p.Buf)
+	if err != nil || !pk.HasTCP() || pk.TCP().Flags()&packet.SYN != 0 {
+		return
+	}
+	f := flowOf(&pk, a.Outbound())
+	if _, known := w.eng.Lookup(f.local, f.remote); known {
+		return
+	}
+	if w.plain.add(f, w.now.Unix()) {
+		w.stats.Adopted.Add(1)
+		delete(w.ifs, f)
+	}
 }
 
 // inject sends a packet the engine made, in its direction.
