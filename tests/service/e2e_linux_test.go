@@ -94,6 +94,7 @@ func echoClient() {
 type env struct {
 	t         *testing.T
 	dir       string
+	mode      string
 	tcpincd   string
 	tcpinc    string
 	nsA, nsB  string
@@ -102,7 +103,7 @@ type env struct {
 	processes []*exec.Cmd
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T, mode string) *env {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the test creates network namespaces and runs tcpincd in them")
 	}
@@ -117,7 +118,7 @@ func setup(t *testing.T) *env {
 	}
 	os.Chmod(dir, 0o755) // nobody runs tcpinc from here
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	e := &env{t: t, dir: dir, tcpincd: filepath.Join(dir, "tcpincd"), tcpinc: filepath.Join(dir, "tcpinc")}
+	e := &env{t: t, dir: dir, mode: mode, tcpincd: filepath.Join(dir, "tcpincd"), tcpinc: filepath.Join(dir, "tcpinc")}
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	build := exec.Command(gobin, "build", "-o", dir+"/", "tcpinc.dev/tcpinc/cmd/tcpincd", "tcpinc.dev/tcpinc/cmd/tcpinc")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -181,7 +182,7 @@ func (e *env) stopAll() {
 func (e *env) startDaemon(ns, sock, name string) {
 	e.t.Helper()
 	cfg := filepath.Join(e.dir, name+".toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("[control]\nsocket = %q\n[log]\nlevel = \"debug\"\n", sock)), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("mode = %q\n[control]\nsocket = %q\n[log]\nlevel = \"debug\"\n", e.mode, sock)), 0o644)
 	logf, _ := os.Create(filepath.Join(e.dir, name+".log"))
 	cmd := exec.Command("ip", "netns", "exec", ns, e.tcpincd, "run", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -202,7 +203,7 @@ func (e *env) startDaemon(ns, sock, name string) {
 		// Running means Run was called; the rules are in once the
 		// table exists (the backend installs it in one transaction).
 		if err == nil && json.Unmarshal(out, &st) == nil && st.Running &&
-			exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", platform_linux.TableName).Run() == nil {
+			exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", e.table()).Run() == nil {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -211,6 +212,14 @@ func (e *env) startDaemon(ns, sock, name string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// table is the nftables table of the capture mode.
+func (e *env) table() string {
+	if e.mode == "redirect" {
+		return platform_linux.RedirectTableName
+	}
+	return platform_linux.TableName
 }
 
 func tail(s string, n int) string {
@@ -300,9 +309,9 @@ type conn struct {
 	PlainReason   string `json:"plain_reason"`
 }
 
-// find returns the connection between local and remote in tcpinc conns
-// --json of the daemon at sock, run inside ns (as tcpinc users would).
-func (e *env) find(t *testing.T, ns, sock, local, remote string) (conn, bool) {
+// conns is tcpinc conns --json of the daemon at sock, run inside ns (as
+// tcpinc users would).
+func (e *env) conns(t *testing.T, ns, sock string) []conn {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "exec", ns, e.tcpinc, "--control", sock, "conns", "--json").Output()
 	if err != nil {
@@ -312,7 +321,13 @@ func (e *env) find(t *testing.T, ns, sock, local, remote string) (conn, bool) {
 	if err := json.Unmarshal(out, &cs); err != nil {
 		t.Fatalf("tcpinc conns --json: %v\n%s", err, out)
 	}
-	for _, c := range cs {
+	return cs
+}
+
+// find returns the connection between local and remote.
+func (e *env) find(t *testing.T, ns, sock, local, remote string) (conn, bool) {
+	t.Helper()
+	for _, c := range e.conns(t, ns, sock) {
 		if c.Local == local && c.Remote == remote {
 			return c, true
 		}
@@ -320,14 +335,21 @@ func (e *env) find(t *testing.T, ns, sock, local, remote string) (conn, bool) {
 	return conn{}, false
 }
 
-// waitState waits until both ends show the connection in state want.
+// waitState waits until both ends show the connection in state want
+// (encrypted: with the same session ID). B's side is found by its
+// addresses in divert mode; in redirect mode A's proxy opens the wire
+// connection from another port, so B's side is found by session ID.
 func (e *env) waitState(t *testing.T, c *client, want string) (a, b conn) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var okA, okB bool
 		a, okA = e.find(t, e.nsA, e.sockA, c.local, c.remote)
-		b, okB = e.find(t, e.nsB, e.sockB, c.remote, c.local)
+		if e.mode == "redirect" && okA && a.SessionID != "" {
+			b, okB = e.findSession(t, e.nsB, e.sockB, a.SessionID)
+		} else {
+			b, okB = e.find(t, e.nsB, e.sockB, c.remote, c.local)
+		}
 		if okA && okB && a.State == want && b.State == want {
 			return a, b
 		}
@@ -336,6 +358,28 @@ func (e *env) waitState(t *testing.T, c *client, want string) (a, b conn) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// findSession returns the connection with session ID sid.
+func (e *env) findSession(t *testing.T, ns, sock, sid string) (conn, bool) {
+	t.Helper()
+	for _, c := range e.conns(t, ns, sock) {
+		if c.SessionID == sid {
+			return c, true
+		}
+	}
+	return conn{}, false
+}
+
+// encrypted counts the encrypted connections at one end.
+func (e *env) encrypted(t *testing.T, ns, sock string) int {
+	n := 0
+	for _, c := range e.conns(t, ns, sock) {
+		if c.State == "encrypted" {
+			n++
+		}
+	}
+	return n
 }
 
 // tcpinc runs the CLI in ns against sock, as root or as nobody.
@@ -357,7 +401,13 @@ func (e *env) cli(ns, sock string, nobody bool, args ...string) (int, string) {
 }
 
 func TestServiceEndToEnd(t *testing.T) {
-	e := setup(t)
+	for _, mode := range []string{"divert", "redirect"} {
+		t.Run(mode, func(t *testing.T) { testService(t, mode) })
+	}
+}
+
+func testService(t *testing.T, mode string) {
+	e := setup(t, mode)
 	srv := e.helper(e.nsB, "server")
 	if l := srv.line(t); l != "listening" {
 		t.Fatalf("server: %q", l)
@@ -378,7 +428,8 @@ func TestServiceEndToEnd(t *testing.T) {
 			t.Errorf("tcpinc %s: rc %d, %q; want %s", strings.Join(args, " "), rc, out, a.SessionID)
 		}
 	}
-	rc, out := e.cli(e.nsB, e.sockB, true, "sessid", "--json", c1.remote, c1.local)
+	// B asks with its own view of the connection, as an application there would.
+	rc, out := e.cli(e.nsB, e.sockB, true, "sessid", "--json", b.Local, b.Remote)
 	var lr struct {
 		SessionID  string `json:"session_id"`
 		Role       string
@@ -412,11 +463,17 @@ func TestServiceEndToEnd(t *testing.T) {
 	}
 	c2 := e.connect(t)
 	c2.echo(t, "plain after down")
-	// B still offers TCP-ENO, so it tracks c2, which A left plain.
-	if b2, ok := e.find(t, e.nsB, e.sockB, c2.remote, c2.local); !ok || b2.State != "plain" {
-		t.Errorf("a connection opened after tcpinc down: B has %+v (found %v), want plain", b2, ok)
-	} else {
-		t.Logf("c2 %s -> %s after down: plain on B (%s)", c2.local, c2.remote, b2.PlainReason)
+	// Only c1 is encrypted at B; in divert mode B tracks c2 as plain (A
+	// sent no ENO option).
+	if n := e.encrypted(t, e.nsB, e.sockB); n != 1 {
+		t.Errorf("after tcpinc down and a new connection, B has %d encrypted connections, want 1 (c1)", n)
+	}
+	if e.mode == "divert" {
+		if b2, ok := e.find(t, e.nsB, e.sockB, c2.remote, c2.local); !ok || b2.State != "plain" {
+			t.Errorf("a connection opened after tcpinc down: B has %+v (found %v), want plain", b2, ok)
+		} else {
+			t.Logf("c2 %s -> %s after down: plain on B (%s)", c2.local, c2.remote, b2.PlainReason)
+		}
 	}
 	if a2, ok := e.find(t, e.nsA, e.sockA, c2.local, c2.remote); ok && a2.State == "encrypted" {
 		t.Errorf("a connection opened after tcpinc down is encrypted on A: %+v", a2)
@@ -446,14 +503,17 @@ func TestServiceEndToEnd(t *testing.T) {
 	// 5. A reload that excludes the server's port leaves new connections
 	// plain and keeps the encrypted ones encrypted and working.
 	cfgA := filepath.Join(e.dir, "a.toml")
-	os.WriteFile(cfgA, []byte(fmt.Sprintf("exclude_ports = [%s]\n[control]\nsocket = %q\n[log]\nlevel = \"debug\"\n", port, e.sockA)), 0o644)
+	os.WriteFile(cfgA, []byte(fmt.Sprintf("mode = %q\nexclude_ports = [%s]\n[control]\nsocket = %q\n[log]\nlevel = \"debug\"\n", e.mode, port, e.sockA)), 0o644)
 	if rc, out := e.cli(e.nsA, e.sockA, false, "reload"); rc != 0 || !strings.Contains(out, "applied: exclude_ports") {
 		t.Errorf("tcpinc reload: rc %d, %s", rc, out)
 	}
 	c4 := e.connect(t)
 	c4.echo(t, "excluded")
-	if b4, ok := e.find(t, e.nsB, e.sockB, c4.remote, c4.local); !ok || b4.State != "plain" {
-		t.Errorf("a connection to an excluded port after reload: B has %+v (found %v), want plain", b4, ok)
+	if n := e.encrypted(t, e.nsB, e.sockB); n != 2 {
+		t.Errorf("after excluding the port, B has %d encrypted connections, want 2 (c1, c3)", n)
+	}
+	if a4, ok := e.find(t, e.nsA, e.sockA, c4.local, c4.remote); ok && a4.State == "encrypted" {
+		t.Errorf("a connection to an excluded port is encrypted at A: %+v", a4)
 	}
 	before = a.BytesOut
 	c1.echo(t, "after reload")
