@@ -373,6 +373,9 @@ func (r *Redirect) Close() error {
 	if r.hook != nil {
 		r.hook.Close()
 	}
+	if r.cfg.Engine.Cache != nil {
+		r.cfg.Engine.Cache.Flush() // resumption secrets die with the service
+	}
 	var err error
 	if r.nft != nil {
 		if rerr := removeRedirectRules(r.nft); rerr != nil && !isPermission(rerr) {
