@@ -115,3 +115,15 @@ func TestPrintDefaultConfig(t *testing.T) {
 		t.Errorf("printed config parses to %+v", c)
 	}
 }
+
+// TestDocsShowDefaultConfig keeps the configuration reference in
+// docs/service.md equal to what --print-default-config prints.
+func TestDocsShowDefaultConfig(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/service.md")
+	if err != nil {
+		t.Skip("docs/service.md not found")
+	}
+	if !strings.Contains(string(doc), "```toml\n"+config.DefaultFile()+"```") {
+		t.Error("docs/service.md does not show the current default configuration; paste 'tcpincd --print-default-config' into it")
+	}
+}
