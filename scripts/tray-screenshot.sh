@@ -350,6 +350,15 @@ wine_demo() {
 }
 wine_demo
 
+# The artwork itself at 128 pixels, on a light and on a dark panel.
+icons=cmd/tcpinc-tray/icons/png
+for bg in '#eef0f3' '#30343b'; do
+	"$CONVERT" -background "$bg" $icons/off-128.png $icons/on-128.png $icons/encrypted-128.png $icons/error-128.png \
+		-bordercolor "$bg" -border 12 +append "$tmp/icons-$(echo "$bg" | tr -d '#').png"
+done
+"$CONVERT" "$tmp/icons-eef0f3.png" "$tmp/icons-30343b.png" -append "$outdir/tray-icons.png"
+echo "tray-screenshot: $outdir/tray-icons.png"
+
 # The four states side by side, magnified, for the README.
 "$CONVERT" "$tmp/bar-off.png" "$tmp/bar-on.png" "$tmp/bar-encrypted.png" "$tmp/bar-error.png" \
 	-bordercolor '#30343b' -border 4 +append "$outdir/tray-states.png"
