@@ -321,6 +321,9 @@ func (w *worker) adopt(p *divert.Packet, a *Address) {
 		return
 	}
 	f := flowOf(&pk, a.Outbound())
+	if _, done := w.plain.m[f]; done {
+		return // adopted by an earlier packet of this batch
+	}
 	if _, known := w.eng.Lookup(f.local, f.remote); known {
 		return
 	}
