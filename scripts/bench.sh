@@ -4,7 +4,7 @@
 #
 #   tcie-bench-c-<pid> (10.231.70.1, tcie-c) <--veth--> tcie-bench-s-<pid> (10.231.70.2, tcie-s)
 #
-# The server namespace also answers for every address of 10.232.0.0/16
+# The server namespace also answers for every address of 10.232.0.0/15
 # ("ip route add local"), so that the connection benchmarks can give each
 # connection its own destination: the client's tcpincd then has no
 # resumption secret for it and runs a full key exchange every time.
@@ -19,16 +19,20 @@
 #     BENCH_SECONDS; divert both with full handshakes and resumed;
 #   - tcpincd's CPU seconds per GB moved (utime+stime of both daemons
 #     from /proc/<pid>/stat around the 1-stream iperf3 run).
-# Prints a table with each figure and its ratio to plain TCP, and writes
-# it to docs/benchmarks.md (BENCH_OUT) with the machine described. Never
-# fails on a slow figure; fails only if a measurement cannot be taken.
+# The whole set runs BENCH_ROUNDS times (plain TCP in every round, so a
+# machine whose load changes during the run affects every configuration
+# alike); each figure is the median of its rounds. Prints a table with
+# each figure and its ratio to plain TCP, and writes it to
+# docs/benchmarks.md (BENCH_OUT) with the machine described. Never fails
+# on a slow figure; fails only if the setup fails.
 # Nothing runs in, or is added to, the host's own network namespace.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-SECS=${BENCH_SECONDS:-10}
-CONNS=${BENCH_CONNS:-3000}
+SECS=${BENCH_SECONDS:-5}
+CONNS=${BENCH_CONNS:-2000}
+ROUNDS=${BENCH_ROUNDS:-3}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -42,7 +46,7 @@ C=tcie-bench-c-$id
 S=tcie-bench-s-$id
 IP_C=10.231.70.1
 IP_S=10.231.70.2
-ANY=10.232.0.0/16 # local to the server namespace
+ANY=10.232.0.0/15 # local to the server namespace
 tmp=$(mktemp -d /tmp/tcie-bench.XXXXXX)
 results=$tmp/results.tsv
 pids=()
@@ -85,8 +89,8 @@ wait_for() {
 	return 1
 }
 
-# record KEY VALUE: one measured figure.
-record() { printf '%s\t%s\n' "$1" "$2" >>"$results"; }
+# record KEY VALUE: one measured figure of this round.
+record() { printf '%s\t%s\t%s\n' "$round" "$1" "$2" >>"$results"; }
 
 # Leftovers of a killed earlier run: namespaces whose pid is gone.
 for ns in $(ip netns list | awk '/^tcie-bench-/ {print $1}'); do
@@ -193,7 +197,7 @@ json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)"
 throughput() {
 	local name=$1 streams=$2 f t0 t1
 	progress "iperf3 $streams stream(s), $name, ${SECS}s"
-	f=$tmp/iperf-$name-$streams.json
+	f=$tmp/iperf-$name-$streams-$round.json
 	t0=$(cpu_ticks $daemon_c $daemon_s)
 	if ! ip netns exec "$C" iperf3 -c "$IP_S" -p 5201 -t "$SECS" -P "$streams" -J --connect-timeout 5000 >"$f"; then
 		echo "bench: iperf3 failed ($name, $streams streams): $(json "$f" 'j.get("error")' 2>/dev/null)" >&2
@@ -207,17 +211,27 @@ throughput() {
 	fi
 }
 
-# Each connection benchmark gets its own 16 /24s of 10.232.0.0/16, so that
-# no run reuses another's ports or resumption secrets.
-net=0
+# Each connection benchmark gets its own destinations, so that no run
+# reuses another's ports or resumption secrets: one per connection
+# (-spread conn) from 10.232.0.0/16, CONNS at a time; one per worker
+# from 10.233.0.0/16, 16 at a time.
+next_conn=1
+next_worker=1
+addr_of() { echo "$1.$(($2 >> 8 & 255)).$(($2 & 255))"; }
 
 # conns NAME PARALLEL SPREAD: connections per second to port 7000.
 conns() {
 	local name=$1 par=$2 spread=$3 f before after base
-	net=$((net + 1))
-	base=10.232.$((net * 16)).1
+	if [ "$spread" = conn ]; then
+		if [ $((next_conn + CONNS)) -gt 65000 ]; then next_conn=1; fi
+		base=$(addr_of 10.232 $next_conn)
+		next_conn=$((next_conn + CONNS))
+	else
+		base=$(addr_of 10.233 $next_worker)
+		next_worker=$(((next_worker + 16) % 65000 + 1))
+	fi
 	progress "connections, $par in parallel, $name (up to $CONNS in ${SECS}s)"
-	f=$tmp/conns-$name-$par.json
+	f=$tmp/conns-$name-$par-$round.json
 	before=
 	[ -n "$daemon_c" ] && before=$("$TCPINC" --control "$tmp/c.sock" status --json)
 	ip netns exec "$C" "$LOAD" run -addr "$base:7000" -n "$CONNS" -c "$par" -size 64 -spread "$spread" \
@@ -233,6 +247,7 @@ conns() {
 		echo "bench: $failed connections failed ($name, $par in parallel): $(json "$f" 'j.get("errors")')" >&2
 	fi
 	record "cps$par/$name" "$(json "$f" 'j["conns_per_sec"]')"
+	record "failed$par/$name" "$failed"
 	if [ -n "$daemon_c" ]; then
 		after=$("$TCPINC" --control "$tmp/c.sock" status --json)
 		record "resumed$par/$name" "$(python3 -c '
@@ -253,55 +268,82 @@ measure() {
 	throughput "$name" 4
 }
 
-progress "plain TCP (no tcpincd)"
-measure plain
-conns plain 1 none
-conns plain 16 worker
+for round in $(seq "$ROUNDS"); do
+	progress "round $round of $ROUNDS: plain TCP (no tcpincd)"
+	measure plain
+	conns plain 1 none
+	conns plain 16 worker
 
-if have_mode divert; then
-	progress "divert mode at both ends"
-	start_daemons divert cs
-	measure divert
-	# -spread conn: a new destination per connection, nothing to resume.
-	conns divert-full 1 conn
-	conns divert-full 16 conn
-	# One destination per worker: after its first connection, each
-	# worker resumes the session chain of its previous one.
-	conns divert-resumed 1 none
-	conns divert-resumed 16 worker
-	stop_daemons
+	if have_mode divert; then
+		progress "round $round of $ROUNDS: divert mode at both ends"
+		start_daemons divert cs
+		measure divert
+		# -spread conn: a new destination per connection, nothing to resume.
+		conns divert-full 1 conn
+		conns divert-full 16 conn
+		# One destination per worker: after its first connection, each
+		# worker resumes the session chain of its previous one.
+		conns divert-resumed 1 none
+		conns divert-resumed 16 worker
+		stop_daemons
 
-	progress "divert mode at the client only (connections stay plain)"
-	start_daemons divert c
-	measure divert-oneside
-	conns divert-oneside 1 none
-	conns divert-oneside 16 worker
-	stop_daemons
-else
-	echo "bench: tcpincd has no divert mode: $mode_line" >&2
-fi
+		progress "round $round of $ROUNDS: divert mode at the client only (connections stay plain)"
+		start_daemons divert c
+		measure divert-oneside
+		conns divert-oneside 1 none
+		conns divert-oneside 16 worker
+		stop_daemons
+	else
+		[ "$round" -gt 1 ] || echo "bench: tcpincd has no divert mode: $mode_line" >&2
+	fi
 
-if have_mode redirect; then
-	progress "redirect mode at both ends"
-	start_daemons redirect cs
-	measure redirect
-	conns redirect-full 1 conn
-	conns redirect-full 16 conn
-	conns redirect-resumed 1 none
-	conns redirect-resumed 16 worker
-	stop_daemons
-else
-	echo "bench: redirect mode not measured: tcpincd run --help says: $(echo "$mode_line" | sed 's/^ *//')" >&2
-fi
+	if have_mode redirect; then
+		progress "round $round of $ROUNDS: redirect mode at both ends"
+		start_daemons redirect cs
+		measure redirect
+		conns redirect-full 1 conn
+		conns redirect-full 16 conn
+		conns redirect-resumed 1 none
+		conns redirect-resumed 16 worker
+		stop_daemons
+	else
+		[ "$round" -gt 1 ] || echo "bench: redirect mode not measured: tcpincd run --help says: $(echo "$mode_line" | sed 's/^ *//')" >&2
+	fi
+
+done
 
 progress "writing $OUT"
-GO=$GO python3 - "$results" "$OUT" "$SECS" "$CONNS" <<'PY'
-import os, platform, subprocess, sys, datetime
-results, out, secs, conns = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-r = {}
+GO=$GO python3 - "$results" "$OUT" "$SECS" "$CONNS" "$ROUNDS" <<'PY'
+import os, platform, statistics, subprocess, sys, datetime
+results, out, secs, conns, rounds = sys.argv[1:6]
+# Every round's figures, then one value per key: the median of the
+# numbers, the sums of "resumed a/b" and of failure counts, or "failed"
+# if no round could measure it.
+runs = {}
 for line in open(results):
-    k, v = line.rstrip("\n").split("\t")
-    r[k] = v
+    _, k, v = line.rstrip("\n").split("\t")
+    runs.setdefault(k, []).append(v)
+r = {}
+for k, vs in runs.items():
+    if k.startswith("resumed"):
+        a = sum(int(v.split("/")[0]) for v in vs)
+        b = sum(int(v.split("/")[1]) for v in vs)
+        r[k] = f"{a}/{b}"
+        continue
+    nums = []
+    for v in vs:
+        try:
+            nums.append(float(v))
+        except ValueError:
+            pass
+    if k.startswith("failed"):
+        r[k] = str(int(sum(nums)))
+    elif nums:
+        r[k] = str(statistics.median(nums))
+        if len(nums) > 1:
+            r["spread:" + k] = (min(nums), max(nums))
+    else:
+        r[k] = "failed"
 
 def num(k):
     try:
@@ -321,7 +363,7 @@ for line in open("/proc/cpuinfo"):
         cpu = line.split(":", 1)[1].strip()
         break
 
-rows = []  # (what, configuration, value, unit, ratio, target)
+rows = []  # (what, configuration, value, range, unit, ratio, target)
 def row(what, key, base, label, unit, target="", fmt="{:.2f}"):
     v, b = num(key), num(base) if base else None
     if key not in r:
@@ -332,7 +374,12 @@ def row(what, key, base, label, unit, target="", fmt="{:.2f}"):
     res = r.get(key.replace("cps", "resumed"))
     if key.startswith("cps") and res:
         extra = f" (resumed {res})"
-    rows.append((what, label + extra, val, unit, ratio, target))
+    bad = r.get(key.replace("cps", "failed"), "0")
+    if key.startswith("cps") and bad != "0":
+        extra += f" ({bad} connections failed)"
+    lo_hi = r.get("spread:" + key)
+    spread = f"{fmt.format(lo_hi[0])}–{fmt.format(lo_hi[1])}" if lo_hi else ""
+    rows.append((what, label + extra, val, spread, unit, ratio, target))
 
 for s in ("1", "4"):
     what = f"iperf3, {s} stream" + ("s" if s != "1" else "")
@@ -353,17 +400,17 @@ row("tcpincd CPU (both ends), 1 stream", "cpu/divert", None, "divert", "CPU s/GB
 row("tcpincd CPU (both ends), 1 stream", "cpu/redirect", None, "redirect", "CPU s/GB")
 row("tcpincd CPU (one end), 1 stream", "cpu/divert-oneside", None, "plain peer, divert at one end", "CPU s/GB")
 
-table = ["| measurement | configuration | value | unit | × plain TCP | target |",
-         "|---|---|---:|---|---:|---|"]
-for what, label, val, unit, ratio, target in rows:
-    table.append(f"| {what} | {label} | {val} | {unit} | {ratio} | {target} |")
+table = ["| measurement | configuration | median | range | unit | × plain TCP | target |",
+         "|---|---|---:|---:|---|---:|---|"]
+for what, label, val, spread, unit, ratio, target in rows:
+    table.append(f"| {what} | {label} | {val} | {spread} | {unit} | {ratio} | {target} |")
 
 missing = []
 if "tput1/redirect" not in r:
     missing.append("redirect mode: not measured (this tcpincd does not offer --mode redirect)")
 for k, v in sorted(r.items()):
     if v == "failed":
-        missing.append(f"{k}: the measurement failed (see the bench output)")
+        missing.append(f"{k}: the measurement failed in every round (see the bench output)")
 
 print()
 print("\n".join(table))
@@ -375,8 +422,10 @@ doc = f"""# Benchmarks
 
 Written by `make bench` (`scripts/bench.sh`); rerun it to refresh. Every
 figure comes from one run on one veth pair between two network
-namespaces of this machine, so the ratios to plain TCP are what matters,
-not the absolute numbers.
+namespaces of this machine: {rounds} rounds, each measuring every
+configuration, plain TCP included; the table gives each figure's median
+and range over the rounds. The ratios to plain TCP (of the medians) are
+what matters, not the absolute numbers.
 
 ## Machine
 
@@ -399,8 +448,8 @@ not the absolute numbers.
 
 - Topology: client namespace `tcie-bench-c-<pid>` and server namespace
   `tcie-bench-s-<pid>` joined by one veth pair; the server also answers
-  for all of 10.232.0.0/16 (`ip route add local`). Nothing else runs in
-  them.
+  for all of 10.232.0.0/15 (`ip route add local`). Nothing else runs in
+  them, but the machine itself may be busy: compare the ranges.
 - Configurations: *plain TCP* without tcpincd; *divert* and *redirect*
   with `tcpincd run --mode divert|redirect` at both ends; *plain peer*
   with tcpincd (divert) at the client only, so its connections are
