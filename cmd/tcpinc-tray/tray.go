@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"fyne.io/systray"
 
@@ -40,6 +42,14 @@ func main() {
 		}()
 		log.Info("tcpinc-tray started", "control", o.control, "interval", o.interval)
 	}
+	// A session that ends sends SIGTERM: leave through systray.Quit so
+	// the item is withdrawn from the panel and the controller stops.
+	sig, stopSig := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSig()
+	go func() {
+		<-sig.Done()
+		systray.Quit()
+	}()
 	onExit := func() {
 		cancel()
 		<-done
