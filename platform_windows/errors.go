@@ -71,7 +71,7 @@ func hint(op string, code uint32, dir string) string {
 		case codeFileNotFound, codePathNotFound, codeModNotFound:
 			return fmt.Sprintf("WinDivert.dll is not in %s; reinstall tcpinc (the installer puts WinDivert.dll and WinDivert64.sys next to tcpincd.exe)", dir)
 		case codeBadExeFormat:
-			return "WinDivert.dll is for another architecture; tcpinc needs the 64-bit (x64) WinDivert 2.2 build"
+			return fmt.Sprintf("the WinDivert.dll in %s is not a loadable x64 DLL (a 32-bit or other-architecture build, a damaged file, or the placeholder of a test package); reinstall tcpinc, whose installer carries the x64 WinDivert 2.2 files", dir)
 		case codeProcNotFound:
 			return fmt.Sprintf("the WinDivert.dll in %s is not version 2.x (a function tcpinc needs is missing); install WinDivert 2.2", dir)
 		}
@@ -79,15 +79,15 @@ func hint(op string, code uint32, dir string) string {
 	case opOpen:
 		switch code {
 		case codeFileNotFound, codePathNotFound:
-			return fmt.Sprintf("the driver file WinDivert64.sys is not next to WinDivert.dll in %s; reinstall tcpinc, or copy both files from the same WinDivert 2.2 release there", dir)
+			return fmt.Sprintf("the driver file WinDivert64.sys is not next to WinDivert.dll in %s; reinstall tcpinc, or copy both files from the same WinDivert 2.2 release there. If the file is there, the WinDivert driver service still points at a copy that was deleted: run 'sc stop WinDivert' and 'sc delete WinDivert' (or reboot) and start tcpinc again", dir)
 		case codeBadPathname:
 			return fmt.Sprintf("WinDivert could not form the driver's path from %s; install tcpinc in a directory whose path is shorter and plain", dir)
 		case codeAccessDenied:
-			return "loading the WinDivert driver needs Administrator rights; run tcpincd as the tcpinc service (LocalSystem) or from an elevated prompt"
+			return "loading the WinDivert driver needs Administrator rights; run tcpincd as the tcpinc service (LocalSystem) or from an elevated prompt. If it already runs elevated, the WinDivert driver's service entry is damaged: run 'sc delete WinDivert' and reboot"
 		case codeInvalidParameter:
 			return "WinDivert rejected the filter, layer, priority or flags; this is a bug in tcpinc, please report it with the filter from the debug log"
 		case codeInvalidImageHash:
-			return "Windows refused the driver's digital signature (driver signature enforcement, Secure Boot or Memory integrity/HVCI); use the unmodified, signed WinDivert64.sys of the official WinDivert 2.2 release, never a re-signed or self-built one"
+			return "Windows refused the driver's digital signature (driver signature enforcement, Secure Boot or Memory integrity/HVCI); use the unmodified, signed WinDivert64.sys of the official WinDivert 2.2 release, never a re-signed or self-built one (see docs/windows.md for the signature variants)"
 		case codeDriverFailedPriorUnload:
 			return "an incompatible WinDivert driver is loaded, usually an older version from another product (VPN, game booster, packet tool); close that program, then run 'sc stop WinDivert' (or the name 'sc query type= driver | findstr /i divert' shows) or reboot, and start tcpinc again"
 		case codeServiceDoesNotExist:

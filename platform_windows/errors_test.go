@@ -27,7 +27,7 @@ func TestErrorHints(t *testing.T) {
 		{opOpen, codeInvalidParameter, []string{"bug in tcpinc"}},
 		{opOpen, codeBadPathname, []string{dir}},
 		{opLoad, codeModNotFound, []string{"WinDivert.dll is not in", dir, "reinstall"}},
-		{opLoad, codeBadExeFormat, []string{"architecture", "x64"}},
+		{opLoad, codeBadExeFormat, []string{"not a loadable x64 DLL", "placeholder", dir}},
 		{opLoad, codeProcNotFound, []string{"not version 2.x"}},
 		{opSend, codeHostUnreachable, []string{"looped", "TTL"}},
 	} {

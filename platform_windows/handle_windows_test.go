@@ -48,6 +48,17 @@ func TestLoadDLLErrors(t *testing.T) {
 	if !errors.As(err, &we) || !strings.Contains(err.Error(), "WinDivert.dll is not in "+dir) {
 		t.Errorf("missing DLL: %v", err)
 	}
+	// A placeholder file (the test MSI's) is not a DLL at all.
+	ph, err := os.MkdirTemp("", "tcpinc-placeholder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(ph)
+	os.WriteFile(filepath.Join(ph, DLLName), []byte("PLACEHOLDER - NOT WINDIVERT\n"), 0o644)
+	_, err = LoadDLL(filepath.Join(ph, DLLName))
+	if !errors.As(err, &we) || !strings.Contains(err.Error(), "not a loadable x64 DLL") {
+		t.Errorf("placeholder DLL: %v", err)
+	}
 	// A DLL that is not WinDivert lacks the functions.
 	_, err = LoadDLL(filepath.Join(sysDir(t), "version.dll"))
 	if !errors.As(err, &we) || !strings.Contains(err.Error(), "WinDivertOpen") || !strings.Contains(err.Error(), "not version 2.x") {
