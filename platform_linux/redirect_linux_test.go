@@ -879,3 +879,36 @@ func TestRedirectMany(t *testing.T) {
 	stopRedirect(t, ba, p.a)
 	stopRedirect(t, bb, p.b)
 }
+
+// TestRedirectLoss: 5 % of TCP packets arriving in either namespace are
+// dropped (before conntrack and the backend's rules), so SYNs, SYN-ACKs,
+// ACKs carrying ENO and Init messages are lost too; every transfer must
+// still complete intact, encrypted.
+func TestRedirectLoss(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	for _, ns := range []string{p.a, p.b} {
+		mustRun(t, "ip", "netns", "exec", ns, "nft",
+			"add table inet tcirloss { chain in { type filter hook prerouting priority -400; iif != lo meta l4proto tcp numgen random mod 100 < 5 counter drop; }; }")
+	}
+	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
+	srvAddr := net.JoinHostPort(addrB4, "7115")
+	cli, srv, local, secs := transfer(t, p.a, p.b, srvAddr, 2<<20, 512<<10)
+	t.Logf("2 MiB + 512 KiB over a lossy link in %.2f s", secs)
+	if c, ok := findR(ba.rconns(t), local, srvAddr); !ok || c.State != "encrypted" {
+		t.Errorf("bulk connection: %+v (tracked %v), want encrypted", c, ok)
+	}
+	cli.stop(5 * time.Second)
+	srv.stop(5 * time.Second)
+	echo := spawnR(t, p.b, "echo", net.JoinHostPort(addrB4, "7116"))
+	echo.expect("LISTENING", 5*time.Second)
+	many := spawnR(t, p.a, "many", net.JoinHostPort(addrB4, "7116"), "60", "4")
+	t.Logf("60 short connections, 4 at a time: %s s", many.expect("DONE", 120*time.Second))
+	ctr := ba.rcounters(t)
+	if ctr.Proxy.Encrypted != 61 || ctr.Proxy.Plain != 0 {
+		t.Errorf("client side: %d encrypted, %d plain; want 61, 0 (%+v)", ctr.Proxy.Encrypted, ctr.Proxy.Plain, ctr.Proxy)
+	}
+	t.Logf("drops: %s", strings.Join(strings.Fields(mustRun(t, "ip", "netns", "exec", p.a, "nft", "list", "table", "inet", "tcirloss")), " "))
+	stopRedirect(t, ba, p.a)
+	stopRedirect(t, bb, p.b)
+}
