@@ -120,10 +120,16 @@ build() { # build PKG EXE [extra ldflags]
 build ./cmd/tcpincd tcpincd.exe
 build ./cmd/tcpinc tcpinc.exe
 tray=no
-if "$GO" list ./cmd/tcpinc-tray >/dev/null 2>&1; then
+icon=no
+if GOOS=windows GOARCH=$goarch "$GO" list ./cmd/tcpinc-tray >/dev/null 2>&1; then
 	# A GUI program: no console window at logon.
 	build ./cmd/tcpinc-tray tcpinc-tray.exe "-H windowsgui"
 	tray=yes
+	# The tray's "on" icon stands for tcpinc in Programs and Features.
+	if [ -f cmd/tcpinc-tray/icons/ico/on.ico ]; then
+		cp cmd/tcpinc-tray/icons/ico/on.ico "$work/data/tcpinc.ico"
+		icon=yes
+	fi
 elif [ $test -eq 1 ]; then
 	echo "msi-build: WARNING: cmd/tcpinc-tray does not exist (yet): this test package has no tray icon" >&2
 else
@@ -133,7 +139,11 @@ fi
 # Authenticode signatures for our executables, before they go into the cab.
 sign() { # sign IN (in place)
 	local args=(sign -h sha256 -n "tcpinc" -certs "$SIGN_CERT" -key "$SIGN_KEY")
-	[ -z "${SIGN_PASS-}" ] || args+=(-pass "$SIGN_PASS")
+	# The key's password goes through a private file, not the command line.
+	if [ -n "${SIGN_PASS-}" ]; then
+		(umask 077 && printf '%s' "$SIGN_PASS" >"$work/sign.pass")
+		args+=(-readpass "$work/sign.pass")
+	fi
 	[ -z "${SIGN_TIMESTAMP_URL-}" ] || args+=(-ts "$SIGN_TIMESTAMP_URL")
 	osslsigncode "${args[@]}" -in "$1" -out "$1.signed" >/dev/null || die "osslsigncode could not sign $1"
 	mv "$1.signed" "$1"
@@ -240,7 +250,7 @@ msi=$work/tcpinc.msi
 # built as x64 and the arm64 package's platform is set below.
 # wixl takes only relative Source paths: build from inside $work.
 (cd "$work" && wixl -a x64 -o "$msi" \
-	-D Version="$version" -D Arch="$arch" -D Tray=$tray \
+	-D Version="$version" -D Arch="$arch" -D Tray=$tray -D Icon=$icon \
 	-D BinDir=bin -D DataDir=data -D WinDivertDir=windivert \
 	-D UpgradeCode="$upgrade_code" -D ProductName="$name" -D ServiceArgs="$SERVICE_ARGS" \
 	"$root/installer/windows/tcpinc.wxs") 2>"$work/wixl.err" || {

@@ -64,8 +64,10 @@ fi
 # svcmode: none (no service mode), yes (tested), off (forced off),
 # failed (the service did not start at install: reported, then the rest
 # is checked with packages that leave the start out).
+# (Outputs are captured before grep -q reads them: with pipefail, grep -q
+# quitting early would fail the pipeline.)
 svcmode=none
-if GOOS=windows GOARCH=amd64 "$GO" list -deps ./cmd/tcpincd 2>/dev/null | grep -qx 'golang.org/x/sys/windows/svc'; then
+if grep -qx 'golang.org/x/sys/windows/svc' <<<"$(GOOS=windows GOARCH=amd64 "$GO" list -deps ./cmd/tcpincd 2>/dev/null || true)"; then
 	svcmode=yes
 fi
 startflag=()
@@ -108,10 +110,11 @@ else
 fi
 [ ! -e "$work/no.msi" ] || bad "a refused build left a package behind"
 (cd "$fake" && sha256sum x64/WinDivert.dll x64/WinDivert64.sys LICENSE) >"$work/pins"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tcpinc msi-test" \
+# A throwaway code-signing certificate whose key is encrypted (SIGN_PASS).
+openssl req -x509 -newkey rsa:2048 -passout pass:msi-test-pass -days 2 -subj "/CN=tcpinc msi-test" \
 	-keyout "$work/sign.key" -out "$work/sign.crt" >/dev/null 2>&1 || fatal "openssl could not make a test certificate"
 rel=$work/tcpinc-0.0.1-x64-release-like.msi
-if WINDIVERT_PINS=$work/pins SIGN_CERT=$work/sign.crt SIGN_KEY=$work/sign.key \
+if WINDIVERT_PINS=$work/pins SIGN_CERT=$work/sign.crt SIGN_KEY=$work/sign.key SIGN_PASS=msi-test-pass \
 	scripts/msi-build.sh --arch x64 --version 0.0.1 --windivert "$fake" --out "$rel" >"$work/rel.log" 2>&1; then
 	ok "a release build with pinned WinDivert files and a certificate succeeds"
 	check "the release package carries the product's UpgradeCode" \
@@ -162,6 +165,7 @@ reg=$(row "$v1" Registry)
 check "Registry: event log source with an expandable message file" \
 	grep -qF $'2\tSYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\tcpincd\tEventMessageFile\t#%%SystemRoot%\\System32\\EventCreate.exe' <<<"$reg"
 if [ $tray -eq 1 ]; then
+	check "Programs and Features icon (ARPPRODUCTICON)" grep -q $'^ARPPRODUCTICON\ttcpinc.ico$' <(row "$v1" Property)
 	check "Registry: tray autostart for every user (HKLM Run)" \
 		grep -qF $'2\tSOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run\ttcpinc-tray\t"[INSTALLDIR]tcpinc-tray.exe"' <<<"$reg"
 fi
@@ -185,7 +189,7 @@ check "the package does not own tcpincd.toml (the admin's file)" \
 check "x64 package platform" grep -qx 'Template: x64;1033' <(msiinfo suminfo "$v1")
 check "arm64 package platform" grep -qx 'Template: Arm64;1033' <(msiinfo suminfo "$a1")
 check "arm64 package description" grep -qx 'Subject: tcpinc (TEST BUILD) 0.0.1 (arm64)' <(msiinfo suminfo "$a1")
-if row "$a1" File | cut -f3 | grep -qi windivert; then bad "arm64 package ships no WinDivert file"; else ok "arm64 package ships no WinDivert file"; fi
+if grep -qi windivert <<<"$(row "$a1" File | cut -f3)"; then bad "arm64 package ships no WinDivert file"; else ok "arm64 package ships no WinDivert file"; fi
 check "the 0.0.2 package is version 0.0.2" grep -q $'^ProductVersion\t0.0.2$' <(row "$v2" Property)
 mkdir -p "$work/x1"
 (cd "$work/x1" && msiextract "$v1" >/dev/null) || bad "msiextract on the test package"
@@ -220,7 +224,7 @@ if [ $have_wine -eq 1 ]; then
 
 	if msiexec /i "Z:$(echo "$v1" | tr / '\\')"; then ok "wine msiexec /i 0.0.1 /qn"; else
 		tr -d '\r' <"$work/msiexec.log" | grep -E 'Return value [03]|err|fail' | tail -n 20
-		if [ "$svcmode" = yes ] && tr -d '\r' <"$work/msiexec.log" | grep -q 'StartServices. Return value 0'; then
+		if [ "$svcmode" = yes ] && grep -q 'StartServices. Return value 0' "$work/msiexec.log"; then
 			echo "msi-test: the service did not start, so Windows Installer rolled the install back. Where the"
 			echo "msi-test: WinDivert driver cannot load (here under wine; on arm64; driver missing or blocked),"
 			echo "msi-test: tcpincd must still report RUNNING to the SCM and stay up, saying 'capture unavailable:"
@@ -296,16 +300,20 @@ if [ $have_wine -eq 1 ]; then
 	fi
 
 	gone() { # gone WHAT: checks that the package left nothing behind
+		# Controls first: an absence means something only if wine's sc
+		# and reg answer for what does exist.
+		check "$1: control: sc query finds RpcSs" grep -q 'SERVICE_NAME: RpcSs' <<<"$(w sc query RpcSs || true)"
+		check "$1: control: reg query finds the Windows version" grep -q 'CurrentVersion.*REG_SZ' <<<"$(w reg query 'HKLM\Software\Microsoft\Windows NT\CurrentVersion' /v CurrentVersion || true)"
 		check "$1: install directory removed" test ! -e "$inst"
-		if w sc query tcpincd | grep -q SERVICE_NAME; then bad "$1: service deleted"; else ok "$1: service deleted"; fi
-		if svcreg | grep -q ImagePath; then bad "$1: service key removed"; else ok "$1: service key removed"; fi
-		if w reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\tcpincd' | grep -q EventMessageFile; then
+		if grep -q SERVICE_NAME <<<"$(w sc query tcpincd || true)"; then bad "$1: service deleted"; else ok "$1: service deleted"; fi
+		if grep -q ImagePath <<<"$(svcreg || true)"; then bad "$1: service key removed"; else ok "$1: service key removed"; fi
+		if grep -q EventMessageFile <<<"$(w reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\tcpincd' || true)"; then
 			bad "$1: event log source removed"
 		else ok "$1: event log source removed"; fi
-		if w reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' | grep -q tcpinc-tray; then
+		if grep -q tcpinc-tray <<<"$(w reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Run' || true)"; then
 			bad "$1: tray autostart removed"
 		else ok "$1: tray autostart removed"; fi
-		if w reg query "$envkey" /v PATH | grep -qF 'Program Files\tcpinc'; then bad "$1: PATH entry removed"; else ok "$1: PATH entry removed"; fi
+		if grep -qF 'Program Files\tcpinc' <<<"$(w reg query "$envkey" /v PATH || true)"; then bad "$1: PATH entry removed"; else ok "$1: PATH entry removed"; fi
 		n=$(products)
 		if [ "$n" = 0 ]; then ok "$1: no copy registered"; else bad "$1: no copy registered (found $n)"; fi
 	}
