@@ -15,7 +15,7 @@ import (
 // no arm64 driver; see docs/windows.md).
 func newBackend(o backendOptions) (core.Backend, error) {
 	cfg := platform_windows.Config{
-		Workers: o.Queues,
+		Workers: min(max(o.Queues, 1), platform_windows.MaxWorkers),
 		Policy:  o.Policy,
 		Log:     o.Log,
 	}
