@@ -57,6 +57,9 @@ type Redirect struct {
 	back    map[flow]flow   // the proxy's accepted side (L:P, R:lp) → the application's flow
 	decided []decision      // Prepare results for the worker to apply
 
+	runCtx context.Context // Run's: Prepare calls end with it
+	prep   sync.WaitGroup  // Prepare goroutines
+
 	h    *Handle
 	rb   *RecvBuffer
 	sb   *SendBuffer
@@ -209,6 +212,7 @@ func (r *Redirect) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	r.stop = func() { cancel(nil) }
 	r.done = make(chan struct{})
+	r.runCtx = ctx
 	pol := r.policy
 	r.filtered = pol
 	r.mu.Unlock()
@@ -270,6 +274,7 @@ func (r *Redirect) Run(ctx context.Context) error {
 	r.proxy.CloseAll()
 	r.closeListeners()
 	wg.Wait()
+	r.prep.Wait() // ctx is done: their dials end now
 	if werr == nil {
 		time.Sleep(50 * time.Millisecond)
 		r.quit.Store(true)
@@ -503,8 +508,10 @@ func (r *Redirect) holdSYN(raw []byte, addr *Address, f flow, now time.Time) {
 	r.fmu.Lock()
 	r.flows[f] = st
 	r.fmu.Unlock()
-	ctx := context.Background()
+	ctx := r.runCtx
+	r.prep.Add(1)
 	go func() {
+		defer r.prep.Done()
 		d, err := r.proxy.Prepare(ctx, redirect.Flow{Dir: redirect.Outbound, Src: f.local, Dst: f.remote})
 		if d != redirect.Redirect {
 			r.cfg.Log.Debug("tcpinc: destination not connected; SYN released unredirected", "src", f.local, "dst", f.remote, "decision", d, "err", err)
