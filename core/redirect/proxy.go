@@ -398,5 +398,6 @@ func (p *Proxy) Lookup(local, remote netip.AddrPort) (core.ConnInfo, bool) {
 	return core.ConnInfo{}, false
 }
 
-// counter names for failures that reset both legs.
+// errAborted wraps the error a direction sees after the other direction
+// (or CloseAll, or the context) reset both legs.
 var errAborted = errors.New("redirect: connection reset")
