@@ -147,16 +147,6 @@ func (r *Redirect) Run(ctx context.Context) (err error) {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for i, ln := range r.lns {
-		if ln == nil {
-			continue
-		}
-		dir := redirect.Outbound
-		if i >= 2 {
-			dir = redirect.Inbound
-		}
-		wg.Go(func() { r.accept(ctx, ln, dir) })
-	}
 	wg.Go(func() {
 		t := time.NewTicker(sweepInterval)
 		defer t.Stop()
@@ -178,6 +168,18 @@ func (r *Redirect) Run(ctx context.Context) (err error) {
 		err = fmt.Errorf("tcpinc: installing the nftables rules (table inet %s): %w", RedirectTableName, err)
 		cancel(err)
 		return err
+	}
+	// Accept loops only now: on every path from here the deferred
+	// cleanup closes the listeners, which ends them.
+	for i, ln := range r.lns {
+		if ln == nil {
+			continue
+		}
+		dir := redirect.Outbound
+		if i >= 2 {
+			dir = redirect.Inbound
+		}
+		wg.Go(func() { r.accept(ctx, ln, dir) })
 	}
 	r.cfg.Log.Info("tcpinc: redirecting TCP", "table", "inet "+RedirectTableName)
 	defer func() {
