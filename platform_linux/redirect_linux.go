@@ -38,7 +38,8 @@ type Redirect struct {
 	mu      sync.Mutex
 	policy  core.Policy
 	held    map[redirect.Flow]struct{} // SYNs the gate holds
-	rules   bool
+	rules   bool // the table is installed (Run, until it returns)
+	owned   bool // this backend installed the table at some point
 	running bool
 	closed  bool
 	ctx     context.Context
@@ -163,6 +164,7 @@ func (r *Redirect) Run(ctx context.Context) (err error) {
 	r.mu.Lock()
 	err = installRedirectRules(r.nft, r.spec(&r.policy))
 	r.rules = err == nil
+	r.owned = r.owned || r.rules
 	r.mu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("tcpinc: installing the nftables rules (table inet %s): %w", RedirectTableName, err)
@@ -380,8 +382,16 @@ func (r *Redirect) Close() error {
 	}
 	var err error
 	if r.nft != nil {
-		if rerr := removeRedirectRules(r.nft); rerr != nil && !isPermission(rerr) {
-			err = fmt.Errorf("tcpinc: removing table inet %s: %w", RedirectTableName, rerr)
+		// Run removes the table; this covers a removal that failed. A
+		// backend that never installed it (its queues were taken by
+		// another instance) must not delete that instance's table.
+		r.mu.Lock()
+		owned := r.owned
+		r.mu.Unlock()
+		if owned {
+			if rerr := removeRedirectRules(r.nft); rerr != nil && !isPermission(rerr) {
+				err = fmt.Errorf("tcpinc: removing table inet %s: %w", RedirectTableName, rerr)
+			}
 		}
 		r.nft.CloseLasting()
 	}

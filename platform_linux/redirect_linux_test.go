@@ -912,3 +912,19 @@ func TestRedirectLoss(t *testing.T) {
 	stopRedirect(t, ba, p.a)
 	stopRedirect(t, bb, p.b)
 }
+
+// TestRedirectQueueInUse: a second backend on the same queues says which
+// queue is taken, and the first keeps its rules.
+func TestRedirectQueueInUse(t *testing.T) {
+	requireNetns(t)
+	p := newRPair(t)
+	ba := startRedirect(t, p.a)
+	second := spawnR(t, p.a, "rbackend", "0")
+	if msg := second.expect("ERROR", 10*time.Second); !strings.Contains(msg, "in use by another process") {
+		t.Errorf("second backend on queue 0: %q, want an 'in use by another process' error", msg)
+	}
+	if out := mustRun(t, "ip", "netns", "exec", p.a, "nft", "list", "tables"); !strings.Contains(out, RedirectTableName) {
+		t.Errorf("the first backend's table is gone: %s", out)
+	}
+	stopRedirect(t, ba, p.a)
+}
