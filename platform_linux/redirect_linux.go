@@ -38,8 +38,8 @@ type Redirect struct {
 	mu      sync.Mutex
 	policy  core.Policy
 	held    map[redirect.Flow]struct{} // SYNs the gate holds
-	rules   bool // the table is installed (Run, until it returns)
-	owned   bool // this backend installed the table at some point
+	rules   bool                       // the table is installed (Run, until it returns)
+	owned   bool                       // this backend installed the table at some point
 	running bool
 	closed  bool
 	ctx     context.Context
