@@ -14,7 +14,11 @@ import (
 	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/divert"
 	"tcpinc.dev/tcpinc/core/eno"
+	"tcpinc.dev/tcpinc/core/tcpcrypt"
 )
+
+// keyPoolSize is how many ephemeral keys per TEP are kept ready.
+const keyPoolSize = 32
 
 // Divert is the Linux divert-mode backend: rules, queues, engines.
 type Divert struct {
@@ -24,6 +28,7 @@ type Divert struct {
 	nft   *nftables.Conn
 	inj   *injector
 	ws    []*worker
+	keys  *divert.KeyPool
 
 	mu      sync.Mutex
 	policy  core.Policy // current; Apply replaces it
@@ -43,6 +48,16 @@ func NewDivert(cfg Config) (*Divert, error) {
 		return nil, err
 	}
 	d := &Divert{cfg: c, marks: m, policy: c.Policy}
+	if d.cfg.Engine.Ephemerals == nil {
+		// Keys generated ahead of time: a fresh key exchange costs one
+		// key agreement on the packet path instead of two operations.
+		teps := []tcpcrypt.TEP{tcpcrypt.TEPCurve25519}
+		if n := len(c.Policy.TEPs); n > 0 {
+			teps = append(teps, tcpcrypt.TEP(c.Policy.TEPs[n-1]))
+		}
+		d.keys = divert.NewKeyPool(keyPoolSize, teps...)
+		d.cfg.Engine.Ephemerals = d.keys.Get
+	}
 	if d.nft, err = nftables.New(nftables.AsLasting()); err != nil {
 		return nil, fmt.Errorf("tcpinc: nftables netlink socket: %w", err)
 	}
@@ -86,10 +101,7 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 	var wg sync.WaitGroup
 	defer func() {
 		cancel(nil)
-		for _, w := range d.ws {
-			w.q.close() // wakes its packet loop
-		}
-		wg.Wait()
+		wg.Wait() // the packet loops see ctx within nfq's receive timeout
 	}()
 	for _, w := range d.ws {
 		wg.Go(func() { w.run(ctx, fatal) })
@@ -181,6 +193,7 @@ func (d *Divert) Close() error {
 	if d.inj != nil {
 		d.inj.close()
 	}
+	d.keys.Close()
 	if d.nft != nil {
 		// Run removes the rules; this covers a Run that could not.
 		if rerr := removeRules(d.nft); rerr != nil && !isPermission(rerr) {

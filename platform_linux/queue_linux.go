@@ -50,7 +50,7 @@ type worker struct {
 	pending map[flow]uint32 // connection mark to set with the flow's next verdict
 	lens    []int
 	meta    []nfqPacket
-	slotOf  []int
+	orig    [][]byte // each packet's buffer in its slot, before the engine
 	pkts    []divert.Packet
 	out     []divert.Packet
 
@@ -123,8 +123,8 @@ func queueError(num uint16, what string, err error) error {
 // sweepInterval is how often idle connections are expired.
 const sweepInterval = 10 * time.Second
 
-// run is the worker's packet loop; it returns when ctx ends (close
-// wakes it) or on a fatal receive error.
+// run is the worker's packet loop; it returns when ctx ends (seen within
+// recvTimeout) or on a fatal receive error.
 func (w *worker) run(ctx context.Context, fatal func(error)) {
 	w.running.Store(true)
 	defer close(w.stopped)
@@ -135,6 +135,9 @@ func (w *worker) run(ctx context.Context, fatal func(error)) {
 		n, err := w.q.recv(w.lens)
 		if ctx.Err() != nil {
 			return
+		}
+		if err == unix.EAGAIN { // the receive timeout: nothing queued
+			continue
 		}
 		if err != nil {
 			if errors.Is(err, unix.ENOBUFS) {
@@ -197,7 +200,7 @@ func (w *worker) timers(ctx context.Context) {
 // process parses the n received messages, runs the engine on the
 // packets, and answers every one of them in one sendmsg.
 func (w *worker) process(n int) {
-	w.pkts, w.meta, w.slotOf = w.pkts[:0], w.meta[:0], w.slotOf[:0]
+	w.pkts, w.meta, w.orig = w.pkts[:0], w.meta[:0], w.orig[:0]
 	for i := range n {
 		slot := w.q.slots[i]
 		m := slot[:w.lens[i]]
@@ -228,7 +231,7 @@ func (w *worker) process(n int) {
 		w.out = w.eng.Process(w.pkts, w.out[:0], time.Now())
 	}
 	for i := range w.pkts {
-		w.verdict(&w.meta[i], &w.pkts[i])
+		w.verdict(&w.meta[i], &w.pkts[i], w.orig[i])
 	}
 	if err := w.q.flush(); err != nil {
 		// The packets stay queued until the queue is torn down; TCP
@@ -241,6 +244,7 @@ func (w *worker) process(n int) {
 	}
 	w.inject(w.out)
 	clear(w.pkts)
+	clear(w.orig)
 	clear(w.out) // engine memory: do not keep it alive
 	c := w.eng.Counters()
 	w.snapMu.Lock()
@@ -293,6 +297,7 @@ func (w *worker) addPacket(slot, m []byte, last bool) {
 	}
 	w.pkts = append(w.pkts, p)
 	w.meta = append(w.meta, mp)
+	w.orig = append(w.orig, buf)
 }
 
 // inject sends the engine's packets.
@@ -309,7 +314,7 @@ func (w *worker) inject(out []divert.Packet) {
 }
 
 // verdict adds the verdict for one packet to the batch.
-func (w *worker) verdict(mp *nfqPacket, p *divert.Packet) {
+func (w *worker) verdict(mp *nfqPacket, p *divert.Packet, orig []byte) {
 	switch {
 	case p.Buf == nil || p.Verdict == divert.Drop:
 		w.q.verdict(mp.id, false, 0, false, nil)
@@ -329,12 +334,12 @@ func (w *worker) verdict(mp *nfqPacket, p *divert.Packet) {
 	var payload []byte
 	if p.Modified {
 		payload = p.Buf
-		if mp.skbInfo&nfqaSkbCsumNotReady != 0 {
+		if mp.skbInfo&nfqaSkbCsumNotReady != 0 && len(p.Buf) > 0 && len(orig) > 0 && &p.Buf[0] == &orig[0] {
 			// The kernel left the checksum partial (offload) and will
 			// treat the rewritten packet as complete: an in-place rewrite
 			// that updated the partial sum incrementally must be summed
-			// in full. Packets the engine built are complete already,
-			// but telling them apart costs more than summing.
+			// in full. Packets the engine built (in its own memory) have
+			// complete checksums already.
 			if pk, err := packet.Parse(p.Buf); err == nil && pk.HasTCP() {
 				pk.UpdateTCPChecksum()
 				w.stats.CsumFixed.Add(1)
@@ -433,7 +438,7 @@ func (w *worker) counters() divert.Counters {
 	return w.snap
 }
 
-// close unbinds the queue, waking the packet loop, and erases the
+// close unbinds the queue (run must have returned) and erases the
 // engine's secrets.
 func (w *worker) close() {
 	if w.q != nil {

@@ -12,14 +12,17 @@
 # platform_linux/perftool (the same backend tcpincd runs, with flags for
 # the policy and a CPU profile).
 #
-# Needs root. Env: DURATION (seconds per figure, default 5), QUEUES
-# (default 1), PROFILE=DIR (write CPU profiles of the client-side backend
-# there), ONLY=throughput|conns (skip the other half).
+# Needs root. Env: DURATION (seconds per figure, default 3), ROUNDS
+# (default 3; plain and divert alternate, each figure is the best round),
+# QUEUES (default 1), PROFILE=DIR (CPU profiles of the client-side
+# backend in the first round), ONLY=throughput|conns (skip the other
+# half), KEEP_STATS=DIR (the backends' counters and logs).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-DURATION=${DURATION:-5}
+DURATION=${DURATION:-3}
+ROUNDS=${ROUNDS:-3}
 QUEUES=${QUEUES:-1}
 ONLY=${ONLY:-}
 
@@ -118,41 +121,53 @@ conns() {
 }
 
 declare -A R
-measure() { # LABEL
+# measure LABEL: one round of every figure; R keeps the best of the
+# rounds (the VM is shared: the best round is the least disturbed one).
+best() { python3 -c 'import sys; print(max(float(x) for x in sys.argv[1:] if x) if any(sys.argv[1:]) else "")' "$@"; }
+measure() {
+	local tp1= tp4= cs1= cs16=
 	if [ "$ONLY" != conns ]; then
-		R[$1,tp1]=$(iperf 1)
-		R[$1,tp4]=$(iperf 4)
+		tp1=$(iperf 1)
+		tp4=$(iperf 4)
 	fi
 	if [ "$ONLY" != throughput ]; then
-		R[$1,cs1]=$(conns 1)
-		R[$1,cs16]=$(conns 16)
+		cs1=$(conns 1)
+		cs16=$(conns 16)
 	fi
-	echo "measured $1: ${R[$1,tp1]:-} ${R[$1,tp4]:-} Mbit/s, ${R[$1,cs1]:-} ${R[$1,cs16]:-} conn/s" >&2
+	echo "round $round $1: $tp1 $tp4 Mbit/s, $cs1 $cs16 conn/s" >&2
+	R[$1,tp1]=$(best "${R[$1,tp1]:-}" "$tp1")
+	R[$1,tp4]=$(best "${R[$1,tp4]:-}" "$tp4")
+	R[$1,cs1]=$(best "${R[$1,cs1]:-}" "$cs1")
+	R[$1,cs16]=$(best "${R[$1,cs16]:-}" "$cs16")
 }
 
-prof() { [ -n "${PROFILE:-}" ] && echo "--cpuprofile=$PROFILE/$1.pprof" || true; }
+prof() { [ -n "${PROFILE:-}" ] && [ "$round" = 1 ] && echo "--cpuprofile=$PROFILE/$1.pprof" || true; }
 [ -n "${PROFILE:-}" ] && mkdir -p "$PROFILE"
 
-measure plain
+# Plain and divert alternate, so that a burst of load from elsewhere
+# hits both alike.
+for round in $(seq "$ROUNDS"); do
+	measure plain
 
-start_backend "$A" full-a --resumption=false $(prof full)
-start_backend "$B" full-b --resumption=false
-measure full
-stop_backends
+	start_backend "$A" full-a --resumption=false $(prof full)
+	start_backend "$B" full-b --resumption=false
+	measure full
+	stop_backends
 
-start_backend "$A" resumed-a $(prof resumed)
-start_backend "$B" resumed-b
-measure resumed
-stop_backends
+	start_backend "$A" resumed-a $(prof resumed)
+	start_backend "$B" resumed-b
+	measure resumed
+	stop_backends
 
-start_backend "$A" plainpeer-a $(prof plainpeer)
-measure plainpeer
-stop_backends
+	start_backend "$A" plainpeer-a $(prof plainpeer)
+	measure plainpeer
+	stop_backends
+done
 
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] or 0); print("%.2f" % (a/b) if b else "-")' "$1" "$2"; }
 
-printf '\n%s, %s, kernel %s, %d queue(s), %s s per figure\n' \
-	"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc) CPUs" "$(uname -r)" "$QUEUES" "$DURATION"
+printf '\n%s, %s, kernel %s, %d queue(s), best of %d rounds of %s s per figure\n' \
+	"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc) CPUs" "$(uname -r)" "$QUEUES" "$ROUNDS" "$DURATION"
 printf '%-34s %12s %12s %12s %12s\n' "" "1 stream" "4 streams" "conn/s seq" "conn/s x16"
 for k in plain full resumed plainpeer; do
 	case $k in

@@ -55,6 +55,12 @@ type Config struct {
 	// retransmission repair corruption). 0 means 4.
 	MaxIntegrityFailures int
 
+	// Ephemerals, if set, supplies ephemeral keys generated ahead of
+	// time (a KeyPool's Get), so that a fresh key exchange does not wait
+	// for key generation; nil answers mean the engine generates one. It
+	// is called with the engine locked and must not block.
+	Ephemerals func(tcpcrypt.TEP) *tcpcrypt.Ephemeral
+
 	// Rand is the randomness source for nonces; nil means crypto/rand.
 	Rand io.Reader
 	// Log receives connection events at debug level and failures at

@@ -436,10 +436,22 @@ func (c *conn) enable() {
 		return
 	}
 	c.dropSecrets()
+	var eph *tcpcrypt.Ephemeral
+	if f := c.e.cfg.Ephemerals; f != nil && c.e.cfg.Rand == nil {
+		eph = f(tep)
+	}
 	if res.Role() == eno.RoleA {
-		c.hs, err = tcpcrypt.NewInitiator(&c.pol.tc, tep, res.Transcript(), nil)
+		c.hs, err = tcpcrypt.NewInitiator(&c.pol.tc, tep, res.Transcript(), eph)
 	} else {
-		c.hs, err = tcpcrypt.NewResponder(&c.pol.tc, tep, res.Transcript(), nil)
+		c.hs, err = tcpcrypt.NewResponder(&c.pol.tc, tep, res.Transcript(), eph)
+	}
+	if eph != nil {
+		// The handshake has its own copy of the nonce and owns the key
+		// (or failed: then nobody does).
+		clear(eph.Nonce[:])
+		if err != nil {
+			destroyEphemeral(eph)
+		}
 	}
 	if err != nil {
 		c.abort(&c.e.ctr.AbortInternal, "start key exchange", err)

@@ -325,9 +325,10 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 			break
 		}
 		e := c.e
-		e.scratch = append(e.scratch[:0], chunk...)
 		k, control := c.sess.SendKey()
-		wire, err := k.AppendFrame(e.frameBuf[:0], s.streamOff, control, ff, urgent, e.scratch)
+		// Sealed from where it is: the frame goes to frameBuf, which
+		// never aliases the captured packet.
+		wire, err := k.AppendFrame(e.frameBuf[:0], s.streamOff, control, ff, urgent, chunk)
 		if err != nil {
 			c.abort(&e.ctr.AbortInternal, "seal frame", err)
 			p.Verdict = Drop

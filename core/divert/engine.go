@@ -36,7 +36,6 @@ type Engine struct {
 	poolUse int
 
 	optBuf   [40]byte // TCP options of a packet being built
-	scratch  []byte   // plaintext being sealed
 	frameBuf []byte   // a sealed frame
 	joinBuf  []byte   // plaintext of several frames delivered as one segment
 }
