@@ -454,6 +454,9 @@ func TestRedirectThroughput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: no 100 MiB transfers")
 	}
+	if raceEnabled {
+		t.Skip("the race detector makes throughput figures meaningless")
+	}
 	const size = 100 << 20
 	p := newRPair(t)
 	ba, bb := startRedirect(t, p.a, "7110"), startRedirect(t, p.b, "7110")
