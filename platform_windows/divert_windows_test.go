@@ -547,3 +547,36 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestDivertApply: a policy applied while running leaves new connections
+// on a newly excluded port plain (on the fast path) and keeps the others
+// encrypted.
+func TestDivertApply(t *testing.T) {
+	n := newE2E(t, true, 1)
+	p := core.DefaultPolicy()
+	p.ExcludePorts = []uint16{7700}
+	if err := n.a.backend.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := div(n.a).Policy(); len(got.ExcludePorts) != 1 {
+		t.Errorf("policy in force: %+v", got)
+	}
+	c, s := n.dial(false, 7700)
+	transfer(t, c, s, []byte("excluded-now-"), 16<<10)
+	if !n.wireContains([]byte("excluded-now-")) {
+		t.Error("the newly excluded port was encrypted")
+	}
+	c2, s2 := n.dial(false, 7701)
+	transfer(t, c2, s2, []byte("still-secret-"), 16<<10)
+	if n.wireContains([]byte("still-secret-")) {
+		t.Error("another port lost its encryption")
+	}
+	st := div(n.a).Snapshot()
+	if st.Engine.ConnsEncrypted != 1 || st.PlainFlows != 1 || st.FastPath == 0 {
+		t.Errorf("encrypted %d, plain flows %d, fast path %d", st.Engine.ConnsEncrypted, st.PlainFlows, st.FastPath)
+	}
+	bad := core.Policy{ExcludeAddrs: []netip.Prefix{{}}}
+	if err := n.a.backend.Apply(bad); err == nil {
+		t.Error("an invalid policy was applied")
+	}
+}

@@ -178,7 +178,9 @@ func (d ownDialer) DialContext(ctx context.Context, dst netip.AddrPort) (net.Con
 }
 
 func isAddrInUse(err error) bool {
-	return errors.Is(err, windows.WSAEADDRINUSE) || strings.Contains(err.Error(), "address already in use") ||
+	// A port in one of Windows' excluded (reserved) ranges fails with
+	// WSAEACCES: another port of the range will do as well.
+	return errors.Is(err, windows.WSAEADDRINUSE) || errors.Is(err, windows.WSAEACCES) || strings.Contains(err.Error(), "address already in use") ||
 		strings.Contains(err.Error(), "port is in use")
 }
 
