@@ -293,7 +293,7 @@ func (r *Redirect) gateSYN(q queued) {
 		d, err := r.proxy.Prepare(ctx, f)
 		r.unhold(f)
 		if d != redirect.Redirect {
-			r.cfg.Log.Debug("tcpinc: destination not connected; SYN released unredirected", "dir", f.Dir, "src", f.Src, "dst", f.Dst, "decision", d, "err", err)
+			r.cfg.Log.Debug("tcpinc: SYN released unredirected", "dir", f.Dir, "src", f.Src, "dst", f.Dst, "decision", d, "err", err)
 			r.release(&q, altered)
 			return
 		}

@@ -54,10 +54,13 @@
 // Prepare dials Dst (a marked socket the backend does not redirect),
 // waits for the hook's outcome on outbound flows, keeps the connected leg
 // for Serve, and returns a Decision: Redirect (release the SYN to the
-// proxy listener), Refused or Unreachable. For the last two the Linux
-// backend releases the SYN unredirected, so the kernel and the network
-// produce exactly the answer the application would have had without
-// tcpinc (a genuine RST, ICMP error or silence). Serve then joins the
+// proxy listener), Refused, Unreachable, or Bypass when too many flows
+// are being prepared (Config.MaxPending: a flood of spoofed SYNs must not
+// become a flood of connections to local applications). For all but
+// Redirect the Linux backend releases the SYN unredirected, so the
+// kernel and the network produce exactly the answer the application
+// would have had without tcpinc (a genuine RST, ICMP error or silence;
+// or, for Bypass, a plain connection). Serve then joins the
 // accepted connection with the prepared leg. A backend that cannot hold
 // SYNs calls Serve directly; Serve dials then and, on failure, resets the
 // accepted connection at once.

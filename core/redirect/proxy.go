@@ -44,6 +44,10 @@ const (
 	// Unreachable: the destination did not answer or is unreachable.
 	// The application must see no connection (timeout or ICMP error).
 	Unreachable
+	// Bypass: the proxy does not take the flow (too many flows are
+	// being prepared, see Config.MaxPending); let the SYN continue
+	// unredirected, as plain TCP.
+	Bypass
 )
 
 func (d Decision) String() string {
@@ -52,6 +56,8 @@ func (d Decision) String() string {
 		return "redirect"
 	case Refused:
 		return "refused"
+	case Bypass:
+		return "bypass"
 	}
 	return "unreachable"
 }
@@ -79,6 +85,12 @@ type Config struct {
 	// PendingTimeout closes a prepared leg that Serve never claimed;
 	// 0 means 30 s.
 	PendingTimeout time.Duration
+	// MaxPending bounds the flows being prepared or waiting for Serve;
+	// past it Prepare answers Bypass. Every prepared inbound flow is a
+	// connection to a local application before the peer has completed
+	// its handshake, so without a bound a flood of spoofed SYNs would
+	// become a flood of connections. 0 means 4096.
+	MaxPending int
 	// MaxFrameData limits the data per frame sent; 0 means
 	// DefaultMaxFrameData.
 	MaxFrameData int
@@ -95,6 +107,7 @@ const DefaultMaxFrameData = 60 << 10
 // Counters are the proxy's counters.
 type Counters struct {
 	Prepared        uint64 // Prepare calls
+	Overloaded      uint64 // Prepare calls answered Bypass (MaxPending reached)
 	Refused         uint64 // destinations that refused
 	Unreachable     uint64 // destinations that did not answer
 	PendingExpired  uint64 // prepared legs never claimed
@@ -127,7 +140,10 @@ type Proxy struct {
 	conns   map[*proxied]struct{}
 	closed  bool
 
+	preparing atomic.Int64 // Prepare calls dialling, plus legs in pending
+
 	ctr struct {
+		overloaded                                               atomic.Uint64
 		prepared, refused, unreachable, pendingExpired, unpaired atomic.Uint64
 		conns, encrypted, resumed, plain, hsFailed, undecided    atomic.Uint64
 		integrity, truncated, resetWire, resetLocal, aborted     atomic.Uint64
@@ -166,6 +182,9 @@ func NewProxy(cfg Config) (*Proxy, error) {
 	def(&p.cfg.OutcomeTimeout, 3*time.Second)
 	def(&p.cfg.HandshakeTimeout, 10*time.Second)
 	def(&p.cfg.PendingTimeout, 30*time.Second)
+	if p.cfg.MaxPending <= 0 {
+		p.cfg.MaxPending = 4096
+	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -191,7 +210,7 @@ func (p *Proxy) SetAEADs(ids []tcpcrypt.AEADID) error {
 func (p *Proxy) Counters() Counters {
 	c := &p.ctr
 	return Counters{
-		Prepared: c.prepared.Load(), Refused: c.refused.Load(), Unreachable: c.unreachable.Load(),
+		Prepared: c.prepared.Load(), Overloaded: c.overloaded.Load(), Refused: c.refused.Load(), Unreachable: c.unreachable.Load(),
 		PendingExpired: c.pendingExpired.Load(), Unpaired: c.unpaired.Load(),
 		Conns: c.conns.Load(), Encrypted: c.encrypted.Load(), Resumed: c.resumed.Load(), Plain: c.plain.Load(),
 		HandshakeFailed: c.hsFailed.Load(), Undecided: c.undecided.Load(), Integrity: c.integrity.Load(),
@@ -199,6 +218,9 @@ func (p *Proxy) Counters() Counters {
 		Aborted: c.aborted.Load(), BytesOut: c.bytesOut.Load(), BytesIn: c.bytesIn.Load(),
 	}
 }
+
+// ErrOverloaded is Prepare's error with Bypass.
+var ErrOverloaded = errors.New("redirect: too many connections being prepared")
 
 // classify turns a dial error into a Decision.
 func classify(err error) Decision {
@@ -220,8 +242,20 @@ func (p *Proxy) Prepare(ctx context.Context, f Flow) (Decision, error) {
 	if closed {
 		return Unreachable, net.ErrClosed
 	}
+	if p.preparing.Add(1) > int64(p.cfg.MaxPending) {
+		p.preparing.Add(-1)
+		p.ctr.overloaded.Add(1)
+		if f.Dir == Inbound {
+			p.cfg.Hook.Forget(f.Dst, f.Src)
+		}
+		if n := p.ctr.overloaded.Load(); n&(n-1) == 0 {
+			p.log.Warn("redirect: too many connections being prepared; new ones pass unencrypted", "max", p.cfg.MaxPending, "times", n)
+		}
+		return Bypass, ErrOverloaded
+	}
 	leg, o, err := p.dial(ctx, f)
 	if err != nil {
+		p.preparing.Add(-1)
 		if f.Dir == Inbound {
 			// The peer's SYN will not reach the proxy: its hook entry
 			// (it read the SYN's ENO) is of no use.
@@ -240,6 +274,7 @@ func (p *Proxy) Prepare(ctx context.Context, f Flow) (Decision, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
+		p.preparing.Add(-1)
 		o.Zero()
 		leg.Close()
 		return Unreachable, net.ErrClosed
@@ -267,6 +302,7 @@ func (p *Proxy) Prepare(ctx context.Context, f Flow) (Decision, error) {
 
 func (p *Proxy) dropPendingLocked(f Flow, pl *pendingLeg) {
 	delete(p.pending, f)
+	p.preparing.Add(-1)
 	pl.timer.Stop()
 	pl.outcome.Zero()
 	resetConn(pl.conn)
@@ -307,6 +343,7 @@ func (p *Proxy) Serve(ctx context.Context, c net.Conn, f Flow) error {
 	pl := p.pending[f]
 	if pl != nil {
 		delete(p.pending, f)
+		p.preparing.Add(-1)
 		pl.timer.Stop()
 	}
 	p.mu.Unlock()

@@ -412,3 +412,47 @@ func TestCloseAll(t *testing.T) {
 		t.Fatal("Prepare after CloseAll succeeded")
 	}
 }
+
+// TestPrepareMaxPending: past MaxPending prepared flows, Prepare answers
+// Bypass without dialling; claiming a leg makes room again.
+func TestPrepareMaxPending(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	s := newSide(t, false)
+	s.proxy.cfg.MaxPending = 1
+	f1 := Flow{Dir: Outbound, Src: addrA, Dst: addrPort(ln.Addr())}
+	f2 := Flow{Dir: Outbound, Src: netip.MustParseAddrPort("10.0.0.1:40001"), Dst: f1.Dst}
+	if d, err := s.proxy.Prepare(context.Background(), f1); d != Redirect {
+		t.Fatalf("first: %v %v", d, err)
+	}
+	if d, err := s.proxy.Prepare(context.Background(), f2); d != Bypass || err == nil {
+		t.Fatalf("second: %v %v, want bypass", d, err)
+	}
+	app, redirected := tcpPair(t)
+	done := make(chan error, 1)
+	go func() { done <- s.proxy.Serve(context.Background(), redirected, f1) }()
+	app.Close()
+	<-done
+	if d, err := s.proxy.Prepare(context.Background(), f2); d != Redirect {
+		t.Fatalf("after the first was claimed: %v %v", d, err)
+	}
+	if c := s.proxy.Counters(); c.Overloaded != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+	s.proxy.CloseAll()
+	if n := s.proxy.preparing.Load(); n != 0 {
+		t.Fatalf("%d flows still counted as preparing after CloseAll", n)
+	}
+}
