@@ -21,6 +21,13 @@ x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcry
 x86_64-w64-mingw32-gcc -shared -O2 -Wall -Wextra -Werror -std=c11 -o "$work/WinDivert.dll" \
 	scripts/wine/windivert_mock.c
 
+# With the official WinDivert.dll at hand (WINDIVERT_DIR, as for make
+# msi), the generated filters are also checked with WinDivert's own
+# filter compiler and evaluator (they need no driver).
+if [ -n "${WINDIVERT_DIR:-}" ] && [ -f "$WINDIVERT_DIR/WinDivert.dll" ]; then
+	cp "$WINDIVERT_DIR/WinDivert.dll" "$work/RealWinDivert.dll"
+	export TCPINC_WINDIVERT_DLL='Z:'$(echo "$work/RealWinDivert.dll" | tr / '\\')
+fi
 GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -c -o "$work/platform_windows.test.exe" ./platform_windows
 echo "== wine: platform_windows (windows/amd64, stand-in WinDivert.dll)"
 cd platform_windows
