@@ -26,6 +26,7 @@ const (
 	codeIOPending               = 997
 	codeServiceDisabled         = 1058
 	codeServiceDoesNotExist     = 1060
+	codeDLLInitFailed           = 1114
 	codeHostUnreachable         = 1232
 	codeDriverBlocked           = 1275
 	codeEptNotRegistered        = 1753
@@ -98,6 +99,8 @@ func hint(op string, code uint32, dir string) string {
 			return "the WinDivert driver was blocked: security software (antivirus, EDR, application control) or a virtual machine without driver support; allow WinDivert64.sys in the security product, or run tcpinc where drivers can load"
 		case codeEptNotRegistered:
 			return "the Base Filtering Engine service (BFE), which WinDivert needs, is not running; start it: sc config BFE start= auto && sc start BFE"
+		case codeDLLInitFailed:
+			return fmt.Sprintf("the WinDivert.dll in %s failed to initialise (a damaged or foreign build); reinstall tcpinc", dir)
 		}
 	case opSend:
 		if code == codeHostUnreachable {

@@ -26,6 +26,7 @@ func TestErrorHints(t *testing.T) {
 		{opOpen, codeEptNotRegistered, []string{"Base Filtering Engine", "sc start BFE"}},
 		{opOpen, codeInvalidParameter, []string{"bug in tcpinc"}},
 		{opOpen, codeBadPathname, []string{dir}},
+		{opOpen, codeDLLInitFailed, []string{"failed to initialise", "reinstall"}},
 		{opLoad, codeModNotFound, []string{"WinDivert.dll is not in", dir, "reinstall"}},
 		{opLoad, codeBadExeFormat, []string{"not a loadable x64 DLL", "placeholder", dir}},
 		{opLoad, codeProcNotFound, []string{"not version 2.x"}},

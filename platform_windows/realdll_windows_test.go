@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/windows"
 
-	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/packet"
 )
 
@@ -78,7 +77,6 @@ func TestFiltersWithRealWinDivert(t *testing.T) {
 		}
 	}
 	t.Logf("%d filters compiled; %d verdicts agree", len(filters), checked)
-	_ = core.Policy{}
 }
 
 // realPacket builds the packet an evalPacket describes, and its address.
