@@ -80,7 +80,8 @@ type conn struct {
 	// pieces a GSO super-packet's surplus and retransmissions are cut
 	// into, so that injected packets fit the path.
 	segSize   uint16
-	replaying bool // held segments are being sent: every frame is injected
+	replaying bool    // held segments are being sent: every frame is injected
+	carrier   *Packet // the stack's bare ACK that Init1 may replace (during enable)
 	// Window scaling (RFC 7323): the shift of the windows the peer
 	// advertises, once both SYNs carried the option.
 	localWS, peerWS bool
@@ -248,8 +249,13 @@ func (c *conn) outHandshake(p *Packet, pk *packet.Packet) {
 	case ev == eno.EventDisabled || c.tracker.State() == eno.StateDisabled:
 		c.goPlain()
 	case ev == eno.EventEnabled:
+		bare := pk.PayloadLen() == 0 && flags&(packet.FIN|packet.RST|packet.SYN) == 0
+		if bare {
+			c.carrier = p
+		}
 		c.enable()
-		if c.phase != phaseGone && (pk.PayloadLen() > 0 || flags&packet.FIN != 0) {
+		c.carrier = nil
+		if c.phase != phaseGone && !bare {
 			c.outData(p, pk)
 		}
 	}

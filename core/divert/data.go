@@ -239,7 +239,16 @@ func (c *conn) sendInit(msg []byte) {
 		c.abort(&c.e.ctr.AbortInternal, "send buffer", nil)
 		return
 	}
-	c.e.inject(Outbound, c.build(Outbound, r.wire, c.rcv.wireAck(), packet.ACK|packet.PSH, msg))
+	b := c.build(Outbound, r.wire, c.rcv.wireAck(), packet.ACK|packet.PSH, msg)
+	if p := c.carrier; p != nil {
+		// The stack's bare ACK that completed the handshake: Init1
+		// takes its place (it acknowledges the same), one packet less.
+		c.carrier = nil
+		first := true
+		c.place(p, &first, Outbound, b)
+	} else {
+		c.e.inject(Outbound, b)
+	}
 	c.initRTO = c.e.cfg.InitRTO
 	c.initTimer = c.e.now.Add(c.initRTO)
 	c.e.setTimer(c.initTimer)
@@ -784,12 +793,16 @@ func (c *conn) gotInit(msg []byte) bool {
 		return false
 	}
 	e.ctr.KeyAgreements++
+	injected := len(e.out)
 	c.ready(s)
 	if c.phase == phaseGone {
 		return false
 	}
-	// Acknowledge Init2 now: the stack has nothing to acknowledge.
-	c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.wireAck(), packet.ACK, nil))
+	if len(e.out) == injected {
+		// Acknowledge Init2 now: the stack has nothing to acknowledge
+		// (held data, when there is some, acknowledges it).
+		c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.wireAck(), packet.ACK, nil))
+	}
 	return true
 }
 
