@@ -221,9 +221,21 @@ if [ $have_wine -eq 1 ]; then
 			grep -c 'DisplayName.*tcpinc (TEST BUILD' || true
 	}
 	svcreg() { w reg query 'HKLM\SYSTEM\CurrentControlSet\Services\tcpincd'; }
+	# Wine 8's StopServices sends the stop but does not wait for the
+	# process to exit, so RemoveFiles finds tcpincd.exe in use (exit 3010,
+	# files left for a reboot). Windows Installer waits (Wait=yes). Under
+	# wine the test stops a running service itself before msiexec
+	# replaces or removes its files.
+	stop_first() {
+		[ "$svcmode" = yes ] || return 0
+		w sc stop tcpincd >/dev/null || true
+		wait_state STOPPED 20 || bad "service stops before msiexec (state: $(state))"
+		sleep 1 # the process exits just after it reports STOPPED
+	}
+	show_log() { tr -d '\r' <"$work/msiexec.log" | grep -a -E 'Return value [03]|err|fail|halt|in use|reboot' | tail -n 20; }
 
 	if msiexec /i "Z:$(echo "$v1" | tr / '\\')"; then ok "wine msiexec /i 0.0.1 /qn"; else
-		tr -d '\r' <"$work/msiexec.log" | grep -E 'Return value [03]|err|fail' | tail -n 20
+		show_log
 		if [ "$svcmode" = yes ] && grep -q 'StartServices. Return value 0' "$work/msiexec.log"; then
 			echo "msi-test: the service did not start, so Windows Installer rolled the install back. Where the"
 			echo "msi-test: WinDivert driver cannot load (here under wine; on arm64; driver missing or blocked),"
@@ -285,8 +297,9 @@ if [ $have_wine -eq 1 ]; then
 
 	# Upgrade: one copy left, the admin's own tcpincd.toml kept.
 	printf '# written by msi-test as the admin\r\n' >"$data/tcpincd.toml"
+	stop_first
 	if msiexec /i "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /i 0.0.2 /qn (major upgrade)"; else
-		tail -n 40 "$work/msiexec.log" | tr -d '\r'
+		show_log
 		bad "wine msiexec /i 0.0.2 /qn (major upgrade)"
 	fi
 	check "upgrade replaced the programs (tcpincd version 0.0.2)" grep -q '^tcpincd 0\.0\.2' <(w "$inst/tcpincd.exe" version)
@@ -304,7 +317,7 @@ if [ $have_wine -eq 1 ]; then
 		# and reg answer for what does exist.
 		check "$1: control: sc query finds RpcSs" grep -q 'SERVICE_NAME: RpcSs' <<<"$(w sc query RpcSs || true)"
 		check "$1: control: reg query finds the Windows version" grep -q 'CurrentVersion.*REG_SZ' <<<"$(w reg query 'HKLM\Software\Microsoft\Windows NT\CurrentVersion' /v CurrentVersion || true)"
-		check "$1: install directory removed" test ! -e "$inst"
+		if [ -e "$inst" ]; then bad "$1: install directory removed (left: $(ls -A "$inst" | tr '\n' ' '))"; else ok "$1: install directory removed"; fi
 		if grep -q SERVICE_NAME <<<"$(w sc query tcpincd || true)"; then bad "$1: service deleted"; else ok "$1: service deleted"; fi
 		if grep -q ImagePath <<<"$(svcreg || true)"; then bad "$1: service key removed"; else ok "$1: service key removed"; fi
 		if grep -q EventMessageFile <<<"$(w reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\tcpincd' || true)"; then
@@ -319,8 +332,9 @@ if [ $have_wine -eq 1 ]; then
 	}
 
 	# Uninstall: only the admin's own file is left.
+	stop_first
 	if msiexec /x "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /x /qn"; else
-		tail -n 40 "$work/msiexec.log" | tr -d '\r'
+		show_log
 		bad "wine msiexec /x /qn"
 	fi
 	gone "uninstall after upgrade"
@@ -331,12 +345,19 @@ if [ $have_wine -eq 1 ]; then
 	rm -rf "$data"
 
 	# A fresh 0.0.2: 0.0.1 must not downgrade it; uninstall leaves nothing.
-	if msiexec /i "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /i 0.0.2 /qn (fresh)"; else bad "wine msiexec /i 0.0.2 /qn (fresh)"; fi
+	if msiexec /i "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /i 0.0.2 /qn (fresh)"; else
+		show_log
+		bad "wine msiexec /i 0.0.2 /qn (fresh)"
+	fi
 	if msiexec /i "Z:$(echo "$v1" | tr / '\\')"; then bad "downgrade to 0.0.1 refused"; else ok "downgrade to 0.0.1 refused"; fi
 	check "downgrade attempt left 0.0.2 in place" grep -q '^tcpincd 0\.0\.2' <(w "$inst/tcpincd.exe" version)
 	n=$(products)
 	if [ "$n" = 1 ]; then ok "one copy registered after the refused downgrade"; else bad "one copy registered after the refused downgrade (found $n)"; fi
-	if msiexec /x "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /x /qn (fresh)"; else bad "wine msiexec /x /qn (fresh)"; fi
+	stop_first
+	if msiexec /x "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /x /qn (fresh)"; else
+		show_log
+		bad "wine msiexec /x /qn (fresh)"
+	fi
 	gone "uninstall"
 	check "uninstall: %ProgramData%\\tcpinc removed" test ! -e "$data"
 fi
