@@ -240,7 +240,9 @@ if [ $have_wine -eq 1 ]; then
 			echo "msi-test: the service did not start, so Windows Installer rolled the install back. Where the"
 			echo "msi-test: WinDivert driver cannot load (here under wine; on arm64; driver missing or blocked),"
 			echo "msi-test: tcpincd must still report RUNNING to the SCM and stay up, saying 'capture unavailable:"
-			echo "msi-test: <reason>' in 'tcpinc status' and its log (docs/windows-msi.md). 'tcpincd run' under wine says:"
+			echo "msi-test: <reason>' in 'tcpinc status' and its log. Under wine 8 also: svc.IsWindowsService()"
+			echo "msi-test: is false in a service, and AF_UNIX sockets fail (10047). See docs/windows-msi.md,"
+			echo "msi-test: 'What the service must do'. 'tcpincd run' under wine says:"
 			exe=$(find "$work/x1" -name tcpincd.exe | head -1)
 			(cd "$work" && timeout 10 "$WINE" "$exe" run 2>&1 | tr -d '\r' | head -n 10 | sed 's/^/msi-test:   /') || true
 			bad "the service starts at install (wine msiexec /i 0.0.1 /qn)"
