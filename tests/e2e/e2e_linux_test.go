@@ -34,12 +34,14 @@ func both(t *testing.T, tp *topo, clientMode, serverMode string) (c, s *daemon) 
 	return startDaemon(t, tp.client, clientMode), startDaemon(t, tp.server, serverMode)
 }
 
-// noFailures checks the counters that must stay zero on a clean link.
+// noFailures checks the counters that must stay zero on a clean link
+// (divert mode's engine counters, redirect mode's proxy counters).
 func noFailures(t *testing.T, ds ...*daemon) {
 	t.Helper()
 	for _, d := range ds {
 		st := d.status(t)
-		for _, name := range []string{"integrity_failures", "abort_integrity", "abort_bad_init", "abort_internal", "abort_fin_without_finp"} {
+		for _, name := range []string{"integrity_failures", "abort_integrity", "abort_bad_init", "abort_internal", "abort_fin_without_finp",
+			"proxy_integrity", "proxy_handshake_failed"} {
 			if v := st.counter(name); v != 0 {
 				t.Errorf("tcpincd in %s: counter %s = %d, want 0", d.n.name, name, v)
 			}
@@ -47,26 +49,21 @@ func noFailures(t *testing.T, ds ...*daemon) {
 	}
 }
 
-// httpCase serves a marker file from the server and fetches it with
-// curl at rate (curl's --limit-rate; "" for none), so that both daemons
-// can be asked about the live connection. Redirect mode forgets a
-// connection once its wire leg closes, which can be long before curl has
-// read everything the proxy buffered: with a rate limit, size must be
-// well above the socket buffers (several MiB) for the wire leg to stay
-// open a while.
-func httpCase(t *testing.T, tp *topo, host string, c, s *daemon, size int, rate string) {
+// httpCase serves a 16 MiB marker file from the server and fetches it
+// with curl at 5 MB/s, so that both daemons can be asked about the live
+// connection. (Redirect mode forgets a connection once its wire leg
+// closes, which can be long before curl has read everything the proxy
+// buffered: the file must be well above the socket buffers for the wire
+// leg to stay open a while.)
+func httpCase(t *testing.T, tp *topo, host string, c, s *daemon) {
 	t.Helper()
 	const port = 8080
 	www := t.TempDir()
-	_, data := markerFile(t, www, "marker.txt", size)
+	_, data := markerFile(t, www, "marker.txt", 16<<20)
 	httpServer(tp.server, www, host, port)
 	cap := tp.client.startCapture(tp.clientLink, port)
 	w := watch(c, s, port)
-	var extra []string
-	if rate != "" {
-		extra = []string{"--limit-rate", rate}
-	}
-	got, err := curl(tp.client, urlFor(host, port, "marker.txt"), extra...)
+	got, err := curl(tp.client, urlFor(host, port, "marker.txt"), "--limit-rate", "5M")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +77,7 @@ func TestCurlHTTP(t *testing.T) {
 	eachMode(t, func(t *testing.T, mode string) {
 		tp := newDirect(t, "http-"+short(mode))
 		c, s := both(t, tp, mode, mode)
-		httpCase(t, tp, tp.server4, c, s, 16<<20, "5M")
+		httpCase(t, tp, tp.server4, c, s)
 		noFailures(t, c, s)
 		c.stop(t)
 		s.stop(t)
@@ -93,7 +90,7 @@ func TestIPv6(t *testing.T) {
 	eachMode(t, func(t *testing.T, mode string) {
 		tp := newDirect(t, "v6-"+short(mode))
 		c, s := both(t, tp, mode, mode)
-		httpCase(t, tp, tp.server6, c, s, 16<<20, "5M")
+		httpCase(t, tp, tp.server6, c, s)
 
 		const port = 7006
 		loadServer(tp.server, port, tp.server6)
@@ -515,7 +512,7 @@ func TestMixedModes(t *testing.T) {
 			t.Parallel()
 			tp := newDirect(t, "mix-"+short(pair[0])+short(pair[1]))
 			c, s := both(t, tp, pair[0], pair[1])
-			httpCase(t, tp, tp.server4, c, s, 16<<20, "5M")
+			httpCase(t, tp, tp.server4, c, s)
 			const port = 7000
 			loadServer(tp.server, port, tp.server4)
 			w := watch(c, s, port)
