@@ -161,7 +161,7 @@ start_daemons() {
 			2>>"$tmp/tcpincd-$mode-$side.log" &
 		daemons+=($!)
 		eval "daemon_$side=$!"
-		if ! wait_for 20 sh -c "'$TCPINC' --control '$tmp/$side.sock' status --json | grep -q '\"running\": true'"; then
+		if ! wait_for 20 sh -c "'$TCPINC' --control '$tmp/$side.sock' status --json | grep -Eq '\"running\": ?true'"; then
 			echo "bench: tcpincd --mode $mode did not start in $ns; log:" >&2
 			cat "$tmp/tcpincd-$mode-$side.log" >&2
 			exit 1
