@@ -18,6 +18,11 @@ MSI_DEPS    := wixl:wixl msibuild:msitools msiinfo:msitools msiextract:msitools 
 # for the install test.
 MSI_WINE_DEPS := wine:wine /usr/lib/wine/wine64:wine64 x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32
 
+# Paths made absolute; SIGN_PASS and SIGN_TIMESTAMP_URL reach the script
+# through the environment (make exports command-line variables), so the
+# password is never echoed with the command.
+MSI_SIGN_ENV = $(if $(SIGN_CERT),SIGN_CERT="$(abspath $(SIGN_CERT))") $(if $(SIGN_KEY),SIGN_KEY="$(abspath $(SIGN_KEY))")
+
 TEST_EXTRA += msi-check
 
 .PHONY: msi msi-test msi-check msi-deps
@@ -34,8 +39,8 @@ msi: msi-deps
 		echo "          For a package to test with, without WinDivert: make msi-test. See docs/windows-msi.md."; \
 		exit 1; \
 	fi
-	GO=$(GO) scripts/msi-build.sh --arch $(MSI_ARCH) --version $(MSI_VERSION) --out $(MSI_OUT) \
-		$(if $(WINDIVERT_DIR),--windivert "$(WINDIVERT_DIR)")
+	GO=$(GO) $(MSI_SIGN_ENV) scripts/msi-build.sh --arch $(MSI_ARCH) --version $(MSI_VERSION) --out $(MSI_OUT) \
+		$(if $(WINDIVERT_DIR),--windivert "$(abspath $(WINDIVERT_DIR))")
 
 msi-test: msi-deps
 	GO=$(GO) scripts/msi-build.sh --test --placeholder-windivert --arch $(MSI_ARCH) --version $(MSI_VERSION) \
