@@ -79,6 +79,9 @@ func newStack(t *testing.T, name string, v4, v6 string, ifIdx uint32) *e2eHost {
 	s := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, ipv6.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+		// A connection to the host's own address stays inside it, as
+		// on Windows (which WinDivert calls loopback and never captures).
+		HandleLocal: true,
 	})
 	h := &e2eHost{name: name, stack: s, ep: channel.New(1024, 1500, ""), ifIdx: ifIdx,
 		addr4: netip.MustParseAddr(v4), addr6: netip.MustParseAddr(v6)}

@@ -43,11 +43,6 @@ func TestFiltersWithRealWinDivert(t *testing.T) {
 				filters = append(filters, f)
 			}
 		}
-		f, err := RedirectFilter(&c.policy, DefaultProxyPortLo, DefaultProxyPortHi)
-		if err != nil {
-			t.Fatal(err)
-		}
-		filters = append(filters, f)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	checked := 0

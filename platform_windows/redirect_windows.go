@@ -25,9 +25,9 @@ import (
 // (WinDivert's stream-reflection technique); the proxy's own wire legs
 // get their ENO options from the SYN hook on the same handle.
 //
-// Only outbound connections are proxied. Connections peers open to this
-// host are not captured in redirect mode and stay plain (use divert mode
-// to encrypt those).
+// Connections peers open to this host are redirected too: their SYN is
+// held while the proxy connects to the local server, then its destination
+// port is rewritten to the proxy's inbound listener.
 type Redirect struct {
 	cfg    Config
 	dll    *DLL
@@ -35,7 +35,8 @@ type Redirect struct {
 	proxy  *redirect.Proxy
 	own    *ownPorts
 	lo, hi uint16 // the proxy's port range
-	port   uint16 // the proxy listener's port, in the range
+	port   uint16 // the listener for reflected outbound connections, in the range
+	portIn uint16 // the listener for peers' connections to this host, in the range
 
 	// Test seams: the proxy's sockets (net by default).
 	listen func(network string, port uint16) (net.Listener, error)
@@ -48,13 +49,16 @@ type Redirect struct {
 	closed   bool
 	stop     context.CancelFunc
 	done     chan struct{}
-	lns      []net.Listener
+	lns      []net.Listener // reflected outbound connections
+	lnsIn    []net.Listener // peers' connections
 
 	// The worker's state, shared with the accept and prepare goroutines
 	// under fmu.
 	fmu     sync.Mutex
 	flows   map[flow]*rflow // applications' flows, by (L:lp, R:rp)
 	back    map[flow]flow   // the proxy's accepted side (L:P, R:lp) → the application's flow
+	inFlows map[flow]*rflow // peers' connections, by their wire flow (L:sp, R:rp)
+	backIn  map[flow]flow   // the proxy's accepted side (L:Pin, R:rp) → the wire flow
 	decided []decision      // Prepare results for the worker to apply
 
 	runCtx context.Context // Run's: Prepare calls end with it
@@ -83,8 +87,9 @@ type rflow struct {
 }
 
 type decision struct {
-	f flow
-	d redirect.Decision
+	f       flow
+	d       redirect.Decision
+	inbound bool
 }
 
 type redirectStats struct {
@@ -124,6 +129,7 @@ func NewRedirect(cfg Config) (*Redirect, error) {
 func newRedirect(c Config, dll *DLL) (*Redirect, error) {
 	r := &Redirect{cfg: c, dll: dll, policy: c.Policy, lo: DefaultProxyPortLo, hi: DefaultProxyPortHi,
 		flows: make(map[flow]*rflow), back: make(map[flow]flow),
+		inFlows: make(map[flow]*rflow), backIn: make(map[flow]flow),
 		bypass: newPlainTable(plainMax), hookDone: make(map[flow]time.Time)}
 	r.own = newOwnPorts(r.lo, r.hi)
 	r.listen = func(network string, port uint16) (net.Listener, error) {
@@ -160,7 +166,7 @@ func (d ownDialer) DialContext(ctx context.Context, dst netip.AddrPort) (net.Con
 	}
 	var lastErr error
 	for range 16 {
-		port, ok := d.r.own.take(d.r.port)
+		port, ok := d.r.own.take(d.r.port) // (portIn is taken already)
 		if !ok {
 			return nil, errors.New("tcpinc: every port of the proxy's range is in use")
 		}
@@ -224,7 +230,7 @@ func (r *Redirect) Run(ctx context.Context) error {
 		cancel(err)
 		return err
 	}
-	filter, err := RedirectFilter(&pol, r.lo, r.hi)
+	filter, err := RedirectFilter(&pol)
 	if err != nil {
 		r.closeListeners()
 		return err
@@ -258,11 +264,14 @@ func (r *Redirect) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	for _, ln := range r.lns {
-		wg.Go(func() { r.accept(ctx, ln) })
+		wg.Go(func() { r.accept(ctx, ln, redirect.Outbound) })
+	}
+	for _, ln := range r.lnsIn {
+		wg.Go(func() { r.accept(ctx, ln, redirect.Inbound) })
 	}
 	workerDone := make(chan error, 1)
 	go func() { workerDone <- r.work() }()
-	r.cfg.Log.Info("tcpinc: redirecting outbound TCP with WinDivert", "proxy_port", r.port, "port_range", fmt.Sprintf("%d-%d", r.lo, r.hi), "filter", filter)
+	r.cfg.Log.Info("tcpinc: redirecting TCP with WinDivert", "proxy_port", r.port, "proxy_port_inbound", r.portIn, "port_range", fmt.Sprintf("%d-%d", r.lo, r.hi), "filter", filter)
 
 	var werr error
 	select {
@@ -296,45 +305,63 @@ func (r *Redirect) Run(ctx context.Context) error {
 	return nil
 }
 
-// openListeners binds the proxy's listeners (IPv4 and IPv6) to the first
-// port of the range both families have free.
+// openListeners binds the proxy's listeners, IPv4 and IPv6, for
+// reflected outbound connections and for peers' connections, each on the
+// first port of the range that is free.
 func (r *Redirect) openListeners() error {
+	var err error
+	var lns []net.Listener
+	if r.port, lns, err = r.listenPair(0); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.lns = lns
+	r.mu.Unlock()
+	if r.portIn, lns, err = r.listenPair(r.port); err != nil {
+		r.closeListeners()
+		return err
+	}
+	r.mu.Lock()
+	r.lnsIn = lns
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Redirect) listenPair(except uint16) (uint16, []net.Listener, error) {
 	var lastErr error
 	for p := r.lo; p <= r.hi && p != 0; p++ {
+		if p == except {
+			continue
+		}
 		ln4, err := r.listen("tcp4", p)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		ln6, err := r.listen("tcp6", p)
-		if err != nil {
+		lns := []net.Listener{ln4}
+		if ln6, err := r.listen("tcp6", p); err == nil {
+			lns = append(lns, ln6)
+		} else {
 			r.cfg.Log.Debug("tcpinc: no IPv6 proxy listener on this port", "port", p, "err", err)
 		}
-		r.mu.Lock()
-		r.lns = []net.Listener{ln4}
-		if ln6 != nil {
-			r.lns = append(r.lns, ln6)
-		}
-		r.mu.Unlock()
-		r.port = p
 		r.own.add(p)
-		return nil
+		return p, lns, nil
 	}
-	return fmt.Errorf("tcpinc: no port of %d–%d free for the proxy's listener: %w", r.lo, r.hi, lastErr)
+	return 0, nil, fmt.Errorf("tcpinc: no port of %d–%d free for the proxy's listeners: %w", r.lo, r.hi, lastErr)
 }
 
 func (r *Redirect) closeListeners() {
 	r.mu.Lock()
-	lns := r.lns
+	lns := append(slices.Clone(r.lns), r.lnsIn...)
 	r.mu.Unlock()
 	for _, ln := range lns {
 		ln.Close()
 	}
 }
 
-// accept serves one listener: each connection is a reflected one, whose
-// application flow the reflection table names.
-func (r *Redirect) accept(ctx context.Context, ln net.Listener) {
+// accept serves one listener: each connection is a reflected or
+// redirected one, whose flow the tables name.
+func (r *Redirect) accept(ctx context.Context, ln net.Listener, dir redirect.Direction) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -343,25 +370,35 @@ func (r *Redirect) accept(ctx context.Context, ln net.Listener) {
 			}
 			return
 		}
-		local, lok := netip.ParseAddrPort(c.LocalAddr().String())
-		remote, rok := netip.ParseAddrPort(c.RemoteAddr().String())
-		var app flow
-		var ok bool
-		if lok == nil && rok == nil {
+		local, lerr := netip.ParseAddrPort(c.LocalAddr().String())
+		remote, rerr := netip.ParseAddrPort(c.RemoteAddr().String())
+		var f redirect.Flow
+		ok := false
+		if lerr == nil && rerr == nil {
+			key := flow{local: unmapAP(local), remote: unmapAP(remote)}
 			r.fmu.Lock()
-			app, ok = r.back[flow{local: unmapAP(local), remote: unmapAP(remote)}]
+			if dir == redirect.Outbound {
+				var app flow
+				if app, ok = r.back[key]; ok {
+					f = redirect.Flow{Dir: redirect.Outbound, Src: app.local, Dst: app.remote}
+				}
+			} else {
+				var wire flow
+				if wire, ok = r.backIn[key]; ok {
+					f = redirect.Flow{Dir: redirect.Inbound, Src: wire.remote, Dst: wire.local}
+				}
+			}
 			r.fmu.Unlock()
 		}
 		if !ok {
 			r.st.NoOrigDst.Add(1)
-			r.cfg.Log.Info("tcpinc: proxy connection that was not reflected; closed", "remote", c.RemoteAddr())
+			r.cfg.Log.Info("tcpinc: proxy connection that was not redirected; closed", "remote", c.RemoteAddr())
 			c.Close()
 			continue
 		}
-		f := redirect.Flow{Dir: redirect.Outbound, Src: app.local, Dst: app.remote}
 		go func() {
 			if err := r.proxy.Serve(ctx, c, f); err != nil {
-				r.cfg.Log.Debug("tcpinc: proxied connection ended with an error", "src", f.Src, "dst", f.Dst, "err", err)
+				r.cfg.Log.Debug("tcpinc: proxied connection ended with an error", "dir", f.Dir, "src", f.Src, "dst", f.Dst, "err", err)
 			}
 		}()
 	}
@@ -444,20 +481,24 @@ func (r *Redirect) packet(raw []byte, addr *Address, now time.Time) {
 	if !addr.Outbound() {
 		dst := pk.Dst()
 		switch {
-		case r.own.has(dst.Port()) && dst.Port() != r.port:
-			r.hookPacket(raw, addr, flowOf(&pk, false), redirect.Inbound, now)
-		case dst.Port() == r.port:
+		case dst.Port() == r.port || dst.Port() == r.portIn:
 			// Nobody on the network may reach the proxy directly:
-			// its connections come only by reflection.
+			// its connections come only by reflection or redirection.
 			r.st.Foreign.Add(1)
+		case r.own.has(dst.Port()):
+			r.hookPacket(raw, addr, flowOf(&pk, false), redirect.Inbound, now)
 		default:
-			r.pass(raw, addr)
+			r.inbound(raw, addr, flowOf(&pk, false), flags, now)
 		}
 		return
 	}
 	f := flowOf(&pk, true)
-	if f.local.Port() == r.port {
+	switch f.local.Port() {
+	case r.port:
 		r.fromProxy(raw, addr, f, flags)
+		return
+	case r.portIn:
+		r.fromProxyIn(raw, addr, f, flags, now)
 		return
 	}
 	if r.own.has(f.local.Port()) {
@@ -492,6 +533,143 @@ func (r *Redirect) packet(raw []byte, addr *Address, now time.Time) {
 	}
 }
 
+// inbound handles a peer's packet to this host (wire flow f = L:sp,
+// R:rp): a new connection's SYN is held while the proxy connects to the
+// local server, then redirected to the proxy's inbound listener (the
+// destination port rewritten to portIn); the rest of a redirected
+// connection follows it there.
+func (r *Redirect) inbound(raw []byte, addr *Address, f flow, flags packet.Flags, now time.Time) {
+	r.fmu.Lock()
+	st, ok := r.inFlows[f]
+	held := ok && st.held != nil
+	if ok && flags&(packet.FIN|packet.RST) != 0 && st.closing.IsZero() {
+		st.closing = now
+	}
+	r.fmu.Unlock()
+	switch {
+	case held:
+		r.st.HeldDuplicates.Add(1)
+	case ok:
+		r.toProxyIn(raw, addr, f, now)
+	case r.bypass.pass(f, flags, now.Unix()):
+		r.st.FastPath.Add(1)
+		r.send(raw, addr)
+	case flags&(packet.SYN|packet.ACK) == packet.SYN:
+		r.holdInboundSYN(raw, addr, f, now)
+	default:
+		r.pass(raw, addr)
+	}
+}
+
+// holdInboundSYN: the hook reads the peer's ENO option first; without
+// one (or when the policy says so) the connection goes to the server
+// untouched. Otherwise the proxy connects to the server while the SYN
+// waits, so a closed port still answers with its own reset.
+func (r *Redirect) holdInboundSYN(raw []byte, addr *Address, f flow, now time.Time) {
+	r.mu.Lock()
+	pol := r.policy
+	r.mu.Unlock()
+	if !pol.Enabled || pol.Excluded(f.local, f.remote) {
+		r.bypass.add(f, now.Unix())
+		r.st.Released.Add(1)
+		r.send(raw, addr)
+		return
+	}
+	buf := r.scratch(len(raw))
+	copy(buf, raw)
+	a := *addr
+	fixChecksums(buf, &a)
+	r.st.HookPackets.Add(1)
+	out, v := r.hook.Process(buf, redirect.Inbound, now)
+	switch {
+	case v.Action == redirect.Drop:
+		r.st.HookDropped.Add(1)
+		return
+	case v.Done:
+		// No ENO to answer: straight to the server, plain.
+		r.bypass.add(f, now.Unix())
+		r.st.Released.Add(1)
+		r.send(out, &a)
+		return
+	}
+	r.st.Held.Add(1)
+	st := &rflow{held: slices.Clone(out), heldAddr: a}
+	r.fmu.Lock()
+	r.inFlows[f] = st
+	r.fmu.Unlock()
+	r.prepare(redirect.Flow{Dir: redirect.Inbound, Src: f.remote, Dst: f.local}, f, true)
+}
+
+// toProxyIn sends a redirected connection's packet on to the proxy's
+// inbound listener, after the hook has read it (the peer's first ACK
+// carries ENO's 45 02).
+func (r *Redirect) toProxyIn(raw []byte, addr *Address, f flow, now time.Time) {
+	buf := r.scratch(len(raw))
+	copy(buf, raw)
+	a := *addr
+	fixChecksums(buf, &a)
+	if _, done := r.hookDone[f]; !done {
+		r.st.HookPackets.Add(1)
+		out, v := r.hook.Process(buf, redirect.Inbound, now)
+		if v.Done {
+			r.hookDone[f] = now
+		}
+		if v.Action == redirect.Drop {
+			r.st.HookDropped.Add(1)
+			return
+		}
+		buf = out
+	}
+	if err := rewriteFlow(buf, f.remote, netip.AddrPortFrom(f.local.Addr(), r.portIn)); err != nil {
+		r.st.SendErrors.Add(1)
+		return
+	}
+	a.SetIPChecksum(true)
+	a.SetTCPChecksum(true)
+	r.st.Reflected[0].Add(1)
+	r.send(buf, &a)
+}
+
+// fromProxyIn sends the proxy's side of a redirected inbound connection
+// to the peer as the server's port, through the hook (ENO in its SYN-ACK).
+func (r *Redirect) fromProxyIn(raw []byte, addr *Address, f flow, flags packet.Flags, now time.Time) {
+	r.fmu.Lock()
+	wire, ok := r.backIn[f]
+	if ok && flags&(packet.FIN|packet.RST) != 0 {
+		if st := r.inFlows[wire]; st != nil && st.closing.IsZero() {
+			st.closing = now
+		}
+	}
+	r.fmu.Unlock()
+	if !ok {
+		r.st.Unknown.Add(1)
+		return
+	}
+	buf := r.scratch(len(raw))
+	copy(buf, raw)
+	a := *addr
+	if err := rewriteFlow(buf, wire.local, wire.remote); err != nil {
+		r.st.SendErrors.Add(1)
+		return
+	}
+	a.SetIPChecksum(true)
+	a.SetTCPChecksum(true)
+	if _, done := r.hookDone[wire]; !done {
+		r.st.HookPackets.Add(1)
+		out, v := r.hook.Process(buf, redirect.Outbound, now)
+		if v.Done {
+			r.hookDone[wire] = now
+		}
+		if v.Action == redirect.Drop {
+			r.st.HookDropped.Add(1)
+			return
+		}
+		buf = out
+	}
+	r.st.Reflected[1].Add(1)
+	r.send(buf, &a)
+}
+
 // holdSYN keeps an application's SYN while the proxy dials its
 // destination, unless the policy leaves the connection alone.
 func (r *Redirect) holdSYN(raw []byte, addr *Address, f flow, now time.Time) {
@@ -510,24 +688,30 @@ func (r *Redirect) holdSYN(raw []byte, addr *Address, f flow, now time.Time) {
 	r.fmu.Lock()
 	r.flows[f] = st
 	r.fmu.Unlock()
+	r.prepare(redirect.Flow{Dir: redirect.Outbound, Src: f.local, Dst: f.remote}, f, false)
+}
+
+// prepare runs Prepare for a held SYN and hands the decision to the
+// worker.
+func (r *Redirect) prepare(rf redirect.Flow, f flow, inbound bool) {
 	ctx := r.runCtx
 	r.prep.Add(1)
 	go func() {
 		defer r.prep.Done()
-		d, err := r.proxy.Prepare(ctx, redirect.Flow{Dir: redirect.Outbound, Src: f.local, Dst: f.remote})
+		d, err := r.proxy.Prepare(ctx, rf)
 		if d != redirect.Redirect {
-			r.cfg.Log.Debug("tcpinc: destination not connected; SYN released unredirected", "src", f.local, "dst", f.remote, "decision", d, "err", err)
+			r.cfg.Log.Debug("tcpinc: destination not connected; SYN released unredirected", "dir", rf.Dir, "src", rf.Src, "dst", rf.Dst, "decision", d, "err", err)
 		}
 		r.fmu.Lock()
-		r.decided = append(r.decided, decision{f, d})
+		r.decided = append(r.decided, decision{f: f, d: d, inbound: inbound})
 		r.fmu.Unlock()
 		windows.SetEvent(r.wake)
 	}()
 }
 
 // applyDecisions releases the held SYNs whose Prepare returned:
-// reflected to the proxy, or sent on unchanged so the application meets
-// the real refusal or silence.
+// reflected or redirected to the proxy, or sent on unchanged so the
+// application meets the real refusal or silence.
 func (r *Redirect) applyDecisions() {
 	now := time.Now()
 	r.fmu.Lock()
@@ -535,34 +719,51 @@ func (r *Redirect) applyDecisions() {
 	r.decided = nil
 	type release struct {
 		st *rflow
-		d  redirect.Decision
-		f  flow
+		d  decision
 	}
 	var rel []release
 	for _, d := range ds {
-		st, ok := r.flows[d.f]
+		table := r.flows
+		if d.inbound {
+			table = r.inFlows
+		}
+		st, ok := table[d.f]
 		if !ok || st.held == nil {
 			continue
 		}
-		if d.d == redirect.Redirect {
+		switch {
+		case d.d != redirect.Redirect:
+			delete(table, d.f)
+		case d.inbound:
+			r.backIn[flow{local: netip.AddrPortFrom(d.f.local.Addr(), r.portIn), remote: d.f.remote}] = d.f
+		default:
 			st.back = flow{local: netip.AddrPortFrom(d.f.local.Addr(), r.port), remote: netip.AddrPortFrom(d.f.remote.Addr(), d.f.local.Port())}
 			r.back[st.back] = d.f
-		} else {
-			delete(r.flows, d.f)
 		}
-		rel = append(rel, release{st, d.d, d.f})
+		rel = append(rel, release{st, d})
 	}
 	r.fmu.Unlock()
 	for _, x := range rel {
 		held, addr := x.st.held, x.st.heldAddr
 		x.st.held = nil
-		if x.d == redirect.Redirect {
+		switch {
+		case x.d.d != redirect.Redirect:
+			r.st.Released.Add(1)
+			r.bypass.add(x.d.f, now.Unix())
+			r.send(held, &addr)
+		case x.d.inbound:
+			r.st.Redirected.Add(1)
+			if err := rewriteFlow(held, x.d.f.remote, netip.AddrPortFrom(x.d.f.local.Addr(), r.portIn)); err != nil {
+				r.st.SendErrors.Add(1)
+				continue
+			}
+			addr.SetIPChecksum(true)
+			addr.SetTCPChecksum(true)
+			r.st.Reflected[0].Add(1)
+			r.send(held, &addr)
+		default:
 			r.st.Redirected.Add(1)
 			r.reflect(held, &addr, x.st.back.remote, x.st.back.local, &r.st.Reflected[0])
-		} else {
-			r.st.Released.Add(1)
-			r.bypass.add(x.f, now.Unix())
-			r.send(held, &addr)
 		}
 	}
 	r.flush()
@@ -667,6 +868,9 @@ func (r *Redirect) sweep() {
 	r.bypass.expire(now.Unix())
 	r.hook.Sweep(now)
 	for f, t := range r.hookDone {
+		if _, in := r.inFlows[f]; in {
+			continue // a peer's connection: goes with its entry
+		}
 		if now.Sub(t) > plainIdle || !r.own.has(f.local.Port()) {
 			delete(r.hookDone, f)
 		}
@@ -676,6 +880,13 @@ func (r *Redirect) sweep() {
 		if !st.closing.IsZero() && now.Sub(st.closing) > plainClosed {
 			delete(r.back, st.back)
 			delete(r.flows, f)
+		}
+	}
+	for f, st := range r.inFlows {
+		if !st.closing.IsZero() && now.Sub(st.closing) > plainClosed {
+			delete(r.backIn, flow{local: netip.AddrPortFrom(f.local.Addr(), r.portIn), remote: f.remote})
+			delete(r.inFlows, f)
+			delete(r.hookDone, f)
 		}
 	}
 	r.fmu.Unlock()

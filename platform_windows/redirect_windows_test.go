@@ -64,15 +64,21 @@ func newRedirectBackend(c Config, h *e2eHost) (core.Backend, error) {
 }
 
 func newRedirectE2E(t *testing.T, bDivert bool) *e2eNet {
-	m := loadMock(t)
-	n := &e2eNet{t: t, m: m,
-		a: newStack(t, "A", "10.99.0.1", "fd00::1", ifA),
-		b: newStack(t, "B", "10.99.0.2", "fd00::2", ifB)}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	t.Cleanup(n.close)
-	n.startBackend(n.a, 1, newRedirectBackend)
-	if bDivert {
-		n.startBackend(n.b, 1, newDivertBackend)
+	mkB := newDivertBackend
+	if !bDivert {
+		mkB = nil
+	}
+	return newMixedE2E(t, newRedirectBackend, mkB)
+}
+
+// newMixedE2E runs the given backends on A and B (nil: none).
+func newMixedE2E(t *testing.T, mkA, mkB func(Config, *e2eHost) (core.Backend, error)) *e2eNet {
+	n := newHosts(t)
+	if mkA != nil {
+		n.startBackend(n.a, 1, mkA)
+	}
+	if mkB != nil {
+		n.startBackend(n.b, 1, mkB)
 	}
 	n.startPumps()
 	return n
@@ -172,5 +178,74 @@ func TestRedirectExcluded(t *testing.T) {
 	transfer(t, c, s, []byte("excluded-"), 4<<10)
 	if st := red(n.a).Snapshot(); st.Redirected != 0 || st.Released != 1 || st.FastPath == 0 {
 		t.Errorf("redirected %d released %d fast path %d", st.Redirected, st.Released, st.FastPath)
+	}
+}
+
+// TestRedirectInbound: B runs redirect mode and serves; A (divert mode)
+// connects to it. B's backend holds the peer's SYN while its proxy
+// connects to the local server, then redirects the connection to its
+// inbound listener; the hook answers the peer's ENO in the SYN-ACK.
+func TestRedirectInbound(t *testing.T) {
+	n := newMixedE2E(t, newDivertBackend, newRedirectBackend)
+	for _, v6 := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ipv6=%v", v6), func(t *testing.T) {
+			port := 7800 + uint16(b2i(v6))
+			c, s := n.dial(v6, port)
+			marker := []byte(fmt.Sprintf("INBOUND-SECRET-%v-", v6))
+			transfer(t, c, s, marker, 96<<10)
+			transfer(t, s, c, marker, 32<<10)
+			if n.wireContains(marker) {
+				t.Error("the plaintext crossed the wire")
+			}
+			la, ra := addrPort(c, true), addrPort(c, false)
+			ca, okA := encryptedConn(n.a.backend, la, ra)
+			cb, okB := n.b.backend.Lookup(ra, la)
+			if !okA || !okB || cb.State != "encrypted" || !bytes.Equal(ca.SessionID, cb.SessionID) {
+				t.Fatalf("A: %+v %v; B: %+v %v", ca, okA, cb, okB)
+			}
+		})
+	}
+	st := red(n.b).Snapshot()
+	if st.Redirected < 2 || st.Proxy.Encrypted < 2 || st.Foreign != 0 || st.Unknown != 0 {
+		t.Errorf("B's counters: %+v", st)
+	}
+}
+
+// TestRedirectBothEnds: both hosts in redirect mode: A's outbound
+// reflection meets B's inbound redirection.
+func TestRedirectBothEnds(t *testing.T) {
+	n := newMixedE2E(t, newRedirectBackend, newRedirectBackend)
+	c, s := n.dial(false, 7900)
+	marker := []byte("BOTH-ENDS-SECRET-")
+	transfer(t, c, s, marker, 64<<10)
+	transfer(t, s, c, marker, 16<<10)
+	if n.wireContains(marker) {
+		t.Error("the plaintext crossed the wire")
+	}
+	ci, ok := n.a.backend.Lookup(addrPort(c, true), addrPort(c, false))
+	if !ok || ci.State != "encrypted" {
+		t.Fatalf("A: %+v %v", ci, ok)
+	}
+	found := false
+	for _, cb := range n.b.backend.Conns() {
+		found = found || (cb.State == "encrypted" && bytes.Equal(cb.SessionID, ci.SessionID))
+	}
+	if !found {
+		t.Error("B has no encrypted connection with A's session ID")
+	}
+}
+
+// TestRedirectInboundClosedPort: a peer's connection to a port nobody
+// listens on is refused by the host's own stack, as without tcpinc.
+func TestRedirectInboundClosedPort(t *testing.T) {
+	n := newMixedE2E(t, newDivertBackend, newRedirectBackend)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err := gonet.DialContextTCP(ctx, n.a.stack, tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(n.b.addr4.AsSlice()), Port: 7998}, ipv4.ProtocolNumber)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("dial to a closed port: %v, want connection refused", err)
+	}
+	if st := red(n.b).Snapshot(); st.Held != 1 || st.Released != 1 || st.Redirected != 0 {
+		t.Errorf("held %d released %d redirected %d", st.Held, st.Released, st.Redirected)
 	}
 }

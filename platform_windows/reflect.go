@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -120,30 +118,13 @@ func (o *ownPorts) has(p uint16) bool {
 
 func (o *ownPorts) inRange(p uint16) bool { return p >= o.lo && p <= o.hi }
 
-// RedirectFilter is the WinDivert filter of redirect mode: applications'
-// outbound TCP (their SYNs to hold and reflect, and the packets of
-// reflected connections), inbound TCP only to the proxy's port range
-// (its wire legs' handshakes); policy exclusions as in divert mode.
-func RedirectFilter(p *core.Policy, lo, hi uint16) (string, error) {
-	if lo == 0 || hi < lo {
-		return "", fmt.Errorf("windivert: proxy port range %d–%d is empty", lo, hi)
-	}
-	var b filterBuilder
-	b.test("tcp")
-	b.WriteString(" and ")
-	b.test("!loopback")
-	if err := writeExclusions(&b, p); err != nil {
-		return "", err
-	}
-	b.WriteString(" and (")
-	b.test("outbound")
-	b.WriteString(" or (")
-	b.test("tcp.DstPort >= " + strconv.Itoa(int(lo)))
-	b.WriteString(" and ")
-	b.test("tcp.DstPort <= " + strconv.Itoa(int(hi)))
-	b.WriteString("))")
-	if b.tests > maxFilterTests {
-		return "", fmt.Errorf("windivert: the policy's exclusions need %d filter tests, more than the %d WinDivert can hold; exclude fewer ports", b.tests, maxFilterTests)
-	}
-	return strings.TrimSpace(b.String()), nil
+// RedirectFilter is the WinDivert filter of redirect mode: every TCP
+// packet that is not loopback and not excluded, as in divert mode with
+// one worker. Outbound: applications' SYNs to hold and reflect, the
+// packets of reflected connections, the proxy's wire legs. Inbound: peers'
+// SYNs to hold and redirect, and the packets of redirected connections,
+// which carry the servers' ports, so no narrower filter can name them.
+// Everything else takes the fast path.
+func RedirectFilter(p *core.Policy) (string, error) {
+	return DivertFilter(p, 0, 1)
 }
