@@ -58,8 +58,12 @@
 // sees the real refusal or silence. The proxy's own wire legs bind ports
 // of a reserved range (44300–44999), registered before their SYN leaves,
 // and pass through the SYN hook (redirect.Hook) on the same handle,
-// which adds and reads the ENO option. Only outbound connections are
-// proxied; inbound ones are not captured in redirect mode.
+// which adds and reads the ENO option. Peers' connections to this host
+// are redirected too: the hook reads the peer's ENO option in the SYN,
+// which waits while the proxy connects to the local server and then goes,
+// its destination port rewritten, to the proxy's second listener; the
+// proxy's replies leave with the server's port and, in the SYN-ACK, the
+// hook's ENO option.
 //
 // # Testing without Windows
 //
@@ -70,6 +74,6 @@
 // WinDivert.dll (scripts/wine/windivert_mock.c) that implements the
 // calls over in-memory queues with WinDivert's overlapped semantics; with
 // two gVisor TCP stacks as hosts, whole connections run through two
-// backends: divert to divert, redirect to divert, plain peers, refusals,
-// stop. See docs/windows.md.
+// backends: divert to divert, redirect to divert and back, redirect at
+// both ends, plain peers, refusals, stop. See docs/windows.md.
 package platform_windows
