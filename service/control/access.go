@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 )
 
 // Access says who may connect to the control socket and who may change
@@ -73,5 +74,26 @@ type Listener struct {
 	Log    *slog.Logger
 	access access
 	// peer finds the caller's identity; tests replace it.
-	peer func(net.Conn, *access) (Peer, error)
+	peer  func(net.Conn, *access) (Peer, error)
+	stats stats
+}
+
+// stats count what the server did.
+type stats struct {
+	conns, requests, badRequests, refused, failed, unidentified atomic.Uint64
+}
+
+// Stats are a server's counters: connections accepted, requests
+// answered, requests refused as malformed (bad_request) or for lack of
+// privilege (permission), requests the handler failed, and callers
+// whose credentials could not be read.
+type Stats struct {
+	Conns, Requests, BadRequests, Refused, Failed, Unidentified uint64
+}
+
+// Stats returns the server's counters.
+func (ln *Listener) Stats() Stats {
+	s := &ln.stats
+	return Stats{Conns: s.conns.Load(), Requests: s.requests.Load(), BadRequests: s.badRequests.Load(),
+		Refused: s.refused.Load(), Failed: s.failed.Load(), Unidentified: s.unidentified.Load()}
 }

@@ -50,6 +50,17 @@ func TestIsAdmin(t *testing.T) {
 	}
 }
 
+var listeners = map[string]*Listener{}
+
+func lnOf(t *testing.T, path string) *Listener {
+	t.Helper()
+	ln := listeners[path]
+	if ln == nil {
+		t.Fatalf("no listener for %s", path)
+	}
+	return ln
+}
+
 // serveAs runs a server whose callers all look like peer.
 func serveAs(t *testing.T, h Handler, peer Peer, acc access) string {
 	t.Helper()
@@ -60,6 +71,7 @@ func serveAs(t *testing.T, h Handler, peer Peer, acc access) string {
 	}
 	ln.access = acc
 	ln.peer = func(net.Conn, *access) (Peer, error) { return peer, nil }
+	listeners[path] = ln
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { Serve(ctx, ln, h); close(done) }()
@@ -98,6 +110,9 @@ func TestNonAdminReadsButCannotControl(t *testing.T) {
 	}
 	if !on || h.reloaded != 0 {
 		t.Error("a user changed the daemon's state")
+	}
+	if st := lnOf(t, path).Stats(); st.Refused != 2 || st.Requests != 6 || st.Conns != 1 {
+		t.Errorf("stats %+v; want 2 refused of 6 requests on 1 connection", st)
 	}
 	// Without an admin group the message says root only.
 	path = serveAs(t, h, Peer{UID: 1000}, access{adminGID: -1})

@@ -24,7 +24,7 @@ func FuzzHandle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line []byte, admin bool) {
 		on := true
 		h := &fullHandler{enabled: &on}
-		s := &session{h: h, acc: &access{adminGID: -1}, peer: Peer{UID: 1000, Admin: admin}, log: slog.New(slog.DiscardHandler)}
+		s := &session{h: h, acc: &access{adminGID: -1}, peer: Peer{UID: 1000, Admin: admin}, log: slog.New(slog.DiscardHandler), stats: &stats{}}
 		resp := s.handle(line)
 		if resp.V != ProtocolVersion {
 			t.Fatalf("response version %d", resp.V)

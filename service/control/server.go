@@ -57,13 +57,15 @@ func Serve(ctx context.Context, ln *Listener, h Handler) error {
 		conns[c] = struct{}{}
 		mu.Unlock()
 		wg.Go(func() {
+			ln.stats.conns.Add(1)
 			peer, err := ln.peer(c, &ln.access)
 			if err != nil {
+				ln.stats.unidentified.Add(1)
 				// Unknown callers may still read; they cannot control.
 				log.Warn("control: cannot identify the caller; treating it as unprivileged", "err", err)
 				peer = Peer{UID: -1}
 			}
-			s := &session{h: h, acc: &ln.access, peer: peer, log: log}
+			s := &session{h: h, acc: &ln.access, peer: peer, log: log, stats: &ln.stats}
 			s.serve(ctx, c)
 			mu.Lock()
 			delete(conns, c)
@@ -78,10 +80,11 @@ const idleTimeout = time.Minute
 
 // session is one client connection.
 type session struct {
-	h    Handler
-	acc  *access
-	peer Peer
-	log  *slog.Logger
+	h     Handler
+	acc   *access
+	peer  Peer
+	log   *slog.Logger
+	stats *stats
 }
 
 func (s *session) serve(ctx context.Context, c net.Conn) {
@@ -92,6 +95,7 @@ func (s *session) serve(ctx context.Context, c net.Conn) {
 		line, err := readLine(r, maxRequestLine)
 		if err != nil {
 			if errors.Is(err, errLineTooLong) {
+				s.stats.badRequests.Add(1)
 				s.log.Warn("control: request too long; closing the connection", "uid", s.peer.UID, "pid", s.peer.PID)
 				c.SetWriteDeadline(time.Now().Add(ioTimeout))
 				enc.Encode(Response{V: ProtocolVersion, Code: CodeBadRequest, Error: "request too long"})
@@ -108,10 +112,18 @@ func (s *session) serve(ctx context.Context, c net.Conn) {
 
 func (s *session) handle(line []byte) (resp Response) {
 	resp.V = ProtocolVersion
+	s.stats.requests.Add(1)
 	fail := func(code, msg string) Response {
 		resp.Code, resp.Error = code, msg
-		if code != CodeFailed {
-			s.log.Info("control: request refused", "uid", s.peer.UID, "pid", s.peer.PID, "code", code, "error", msg)
+		switch code {
+		case CodeFailed:
+			s.stats.failed.Add(1)
+		case CodePermission:
+			s.stats.refused.Add(1)
+			s.log.Warn("control: request refused", "uid", s.peer.UID, "pid", s.peer.PID, "error", msg)
+		default:
+			s.stats.badRequests.Add(1)
+			s.log.Info("control: bad request", "uid", s.peer.UID, "pid", s.peer.PID, "error", msg)
 		}
 		return resp
 	}

@@ -55,6 +55,7 @@ type Daemon struct {
 	enabled bool // effective Enabled: the config's, or tcpinc up/down
 
 	backend atomic.Pointer[backendBox]
+	ctl     atomic.Pointer[control.Listener]
 	running atomic.Bool
 	since   atomic.Int64 // unix nanoseconds when capture started
 
@@ -105,6 +106,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	ln.Log = d.log
+	d.ctl.Store(ln)
 	var mln net.Listener
 	if cfg.MetricsListen != "" {
 		mln, err = net.Listen("tcp", cfg.MetricsListen)
@@ -324,14 +326,24 @@ func (d *Daemon) Conns() ([]control.ConnJSON, error) {
 	return out, nil
 }
 
-// ownCounters are the daemon's own counters.
+// ownCounters are the daemon's own counters and its control socket's.
 func (d *Daemon) ownCounters() map[string]uint64 {
-	return map[string]uint64{
+	m := map[string]uint64{
 		"service_reloads":        d.reloads.Load(),
 		"service_reload_errors":  d.reloadErrors.Load(),
 		"service_toggles":        d.toggles.Load(),
 		"service_metrics_scrape": d.metricsScrapes.Load(),
 	}
+	if ln := d.ctl.Load(); ln != nil {
+		st := ln.Stats()
+		m["service_control_conns"] = st.Conns
+		m["service_control_requests"] = st.Requests
+		m["service_control_bad_requests"] = st.BadRequests
+		m["service_control_refused"] = st.Refused
+		m["service_control_failed"] = st.Failed
+		m["service_control_unidentified"] = st.Unidentified
+	}
+	return m
 }
 
 // Counters answers tcpinc status --json's counters: the backend's and

@@ -196,7 +196,7 @@ func TestStatusConnsCountersMetrics(t *testing.T) {
 		t.Errorf("conns %+v %v", cs, err)
 	}
 	m, err := h.cl.Counters()
-	if err != nil || m["engine_conns_encrypted"] != 1 || m["service_reloads"] != 0 {
+	if err != nil || m["engine_conns_encrypted"] != 1 || m["service_reloads"] != 0 || m["service_control_requests"] < 3 || m["service_control_conns"] < 1 {
 		t.Errorf("counters %v %v", m, err)
 	}
 	text, err := h.cl.Metrics()
