@@ -199,6 +199,23 @@ type ownConn struct {
 	once sync.Once
 }
 
+// CloseWrite and SetLinger reach the socket: the proxy half-closes legs
+// and resets them with SO_LINGER 0, which a wrapper must not turn into a
+// full close or a FIN.
+func (c *ownConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+func (c *ownConn) SetLinger(sec int) error {
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		return l.SetLinger(sec)
+	}
+	return errors.New("tcpinc: the proxy's socket cannot set SO_LINGER")
+}
+
 func (c *ownConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() { time.AfterFunc(plainClosed, func() { c.own.release(c.port) }) })

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -124,6 +125,7 @@ func TestRedirectEndToEnd(t *testing.T) {
 			}
 		})
 	}
+	halfClose(t, n, 7302)
 	st := red(n.a).Snapshot()
 	if st.Redirected < 2 || st.Reflected[0] == 0 || st.Reflected[1] == 0 || st.Hook.Enabled < 2 || st.Proxy.Encrypted < 2 {
 		t.Errorf("A's counters: %+v", st)
@@ -141,11 +143,12 @@ func TestRedirectPlainPeer(t *testing.T) {
 	c, s := n.dial(false, 7400)
 	marker := []byte("plain-through-the-proxy-")
 	transfer(t, c, s, marker, 32<<10)
+	halfClose(t, n, 7401)
 	if !n.wireContains(marker) {
 		t.Error("a plain connection's data should cross the wire as it is")
 	}
 	st := red(n.a).Snapshot()
-	if st.Proxy.Plain != 1 || st.Proxy.Encrypted != 0 || st.Redirected != 1 {
+	if st.Proxy.Plain != 2 || st.Proxy.Encrypted != 0 || st.Redirected != 2 {
 		t.Errorf("proxy plain %d encrypted %d redirected %d", st.Proxy.Plain, st.Proxy.Encrypted, st.Redirected)
 	}
 }
@@ -247,5 +250,29 @@ func TestRedirectInboundClosedPort(t *testing.T) {
 	}
 	if st := red(n.b).Snapshot(); st.Held != 1 || st.Released != 1 || st.Redirected != 0 {
 		t.Errorf("held %d released %d redirected %d", st.Held, st.Released, st.Redirected)
+	}
+}
+
+// halfClose sends a request, half-closes, and reads the answer the other
+// end sends after reading the request to its end: the half-close must
+// cross the proxy as a half-close.
+func halfClose(t *testing.T, n *e2eNet, port uint16) {
+	t.Helper()
+	c, s := n.dial(false, port)
+	req := bytes.Repeat([]byte("request-"), 4096)
+	go func() {
+		c.Write(req)
+		c.(interface{ CloseWrite() error }).CloseWrite()
+	}()
+	s.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, req) {
+		t.Fatalf("request: %d bytes, %v", len(got), err)
+	}
+	s.Write([]byte("answer"))
+	s.Close()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if ans, err := io.ReadAll(c); err != nil || string(ans) != "answer" {
+		t.Fatalf("answer after half-close: %q, %v", ans, err)
 	}
 }
