@@ -43,7 +43,7 @@ readonly SERVICE_ARGS=run
 
 die() { echo "msi-build: $*" >&2; exit 1; }
 
-arch= version= out= windivert= placeholder=0 test=0 nostart=0
+arch='' version='' out='' windivert='' placeholder=0 test=0 nostart=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--arch) arch=${2-}; shift 2 ;;
@@ -72,7 +72,7 @@ if [ "$arch" = x64 ] && [ -z "$windivert" ] && [ $placeholder -eq 0 ]; then
 fi
 if [ "$arch" = arm64 ] && { [ -n "$windivert" ] || [ $placeholder -eq 1 ]; }; then
 	echo "msi-build: note: WinDivert has no signed arm64 driver; the arm64 package ships none" >&2
-	windivert= placeholder=0
+	windivert='' placeholder=0
 fi
 for t in wixl msibuild msiinfo; do
 	command -v $t >/dev/null || die "$t is missing: install Debian's wixl and msitools (make msi does)"
@@ -150,7 +150,9 @@ sign() { # sign IN (in place)
 }
 signing=0
 if [ -n "${SIGN_CERT-}" ] || [ -n "${SIGN_KEY-}" ]; then
-	[ -f "${SIGN_CERT-}" ] && [ -f "${SIGN_KEY-}" ] || die "set both SIGN_CERT and SIGN_KEY to existing files to sign, or neither"
+	if [ ! -f "${SIGN_CERT-}" ] || [ ! -f "${SIGN_KEY-}" ]; then
+		die "set both SIGN_CERT and SIGN_KEY to existing files to sign, or neither"
+	fi
 	command -v osslsigncode >/dev/null || die "osslsigncode is missing (Debian: osslsigncode)"
 	signing=1
 	for f in "$work"/bin/*.exe; do sign "$f"; done

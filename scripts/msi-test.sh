@@ -204,8 +204,9 @@ if [ $have_wine -eq 1 ]; then
 	inst=$c/Program\ Files/tcpinc
 	data=$c/ProgramData/tcpinc
 	w() { timeout 60 "$WINE" "$@" 2>/dev/null | tr -d '\r'; }
+	winpath() { printf 'Z:%s' "${1//\//\\}"; } # the host's / is wine's Z:\
 	msiexec() { # msiexec ARGS...: exit status of wine msiexec, log in $work/msiexec.log
-		timeout 120 "$WINE" msiexec "$@" /qn /l*v 'Z:'"$(echo "$work/msiexec.log" | tr / '\\')" >/dev/null 2>&1
+		timeout 120 "$WINE" msiexec "$@" /qn '/l*v' "$(winpath "$work/msiexec.log")" >/dev/null 2>&1
 	}
 	state() { w sc query tcpincd | sed -n 's/^ *STATE *: *[0-9]* *//p'; }
 	wait_state() { # wait_state STATE SECONDS
@@ -234,7 +235,7 @@ if [ $have_wine -eq 1 ]; then
 	}
 	show_log() { tr -d '\r' <"$work/msiexec.log" | grep -a -E 'Return value [03]|err|fail|halt|in use|reboot' | tail -n 20; }
 
-	if msiexec /i "Z:$(echo "$v1" | tr / '\\')"; then ok "wine msiexec /i 0.0.1 /qn"; else
+	if msiexec /i "$(winpath "$v1")"; then ok "wine msiexec /i 0.0.1 /qn"; else
 		show_log
 		if [ "$svcmode" = yes ] && grep -q 'StartServices. Return value 0' "$work/msiexec.log"; then
 			echo "msi-test: the service did not start, so Windows Installer rolled the install back. Where the"
@@ -251,7 +252,7 @@ if [ $have_wine -eq 1 ]; then
 			echo "msi-test: going on with test packages that do not start the service at install"
 			svcmode=failed
 			build_x64 --no-service-start
-			msiexec /i "Z:$(echo "$v1" | tr / '\\')" || fatal "wine msiexec /i 0.0.1 /qn failed even without the service start"
+			msiexec /i "$(winpath "$v1")" || fatal "wine msiexec /i 0.0.1 /qn failed even without the service start"
 		else
 			fatal "wine msiexec /i 0.0.1 /qn failed"
 		fi
@@ -300,7 +301,7 @@ if [ $have_wine -eq 1 ]; then
 	# Upgrade: one copy left, the admin's own tcpincd.toml kept.
 	printf '# written by msi-test as the admin\r\n' >"$data/tcpincd.toml"
 	stop_first
-	if msiexec /i "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /i 0.0.2 /qn (major upgrade)"; else
+	if msiexec /i "$(winpath "$v2")"; then ok "wine msiexec /i 0.0.2 /qn (major upgrade)"; else
 		show_log
 		bad "wine msiexec /i 0.0.2 /qn (major upgrade)"
 	fi
@@ -335,7 +336,7 @@ if [ $have_wine -eq 1 ]; then
 
 	# Uninstall: only the admin's own file is left.
 	stop_first
-	if msiexec /x "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /x /qn"; else
+	if msiexec /x "$(winpath "$v2")"; then ok "wine msiexec /x /qn"; else
 		show_log
 		bad "wine msiexec /x /qn"
 	fi
@@ -347,16 +348,16 @@ if [ $have_wine -eq 1 ]; then
 	rm -rf "$data"
 
 	# A fresh 0.0.2: 0.0.1 must not downgrade it; uninstall leaves nothing.
-	if msiexec /i "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /i 0.0.2 /qn (fresh)"; else
+	if msiexec /i "$(winpath "$v2")"; then ok "wine msiexec /i 0.0.2 /qn (fresh)"; else
 		show_log
 		bad "wine msiexec /i 0.0.2 /qn (fresh)"
 	fi
-	if msiexec /i "Z:$(echo "$v1" | tr / '\\')"; then bad "downgrade to 0.0.1 refused"; else ok "downgrade to 0.0.1 refused"; fi
+	if msiexec /i "$(winpath "$v1")"; then bad "downgrade to 0.0.1 refused"; else ok "downgrade to 0.0.1 refused"; fi
 	check "downgrade attempt left 0.0.2 in place" grep -q '^tcpincd 0\.0\.2' <(w "$inst/tcpincd.exe" version)
 	n=$(products)
 	if [ "$n" = 1 ]; then ok "one copy registered after the refused downgrade"; else bad "one copy registered after the refused downgrade (found $n)"; fi
 	stop_first
-	if msiexec /x "Z:$(echo "$v2" | tr / '\\')"; then ok "wine msiexec /x /qn (fresh)"; else
+	if msiexec /x "$(winpath "$v2")"; then ok "wine msiexec /x /qn (fresh)"; else
 		show_log
 		bad "wine msiexec /x /qn (fresh)"
 	fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts that run Windows programs under wine (bash).
 #
 #   wine_prefix_init DIR   creates a throwaway 64-bit wine prefix in DIR,
