@@ -152,20 +152,24 @@ wait_for 10 grep -q LISTENING "$tmp/load-server.log" ||
 daemon_c=
 daemon_s=
 start_daemons() {
-	local mode=$1 sides=$2 side ns
+	local mode=$1 sides=$2 side ns log
 	for side in c s; do
 		[[ $sides == *$side* ]] || continue
 		ns=$C
 		[ $side = s ] && ns=$S
-		ip netns exec "$ns" "$TCPINCD" run --mode "$mode" --control "$tmp/$side.sock" "${config_args[@]}" \
-			2>>"$tmp/tcpincd-$mode-$side.log" &
+		log=$tmp/tcpincd-$mode-$side-$round.log
+		ip netns exec "$ns" "$TCPINCD" run --mode "$mode" --control "$tmp/$side.sock" "${config_args[@]}" 2>"$log" &
 		daemons+=($!)
 		eval "daemon_$side=$!"
 		if ! wait_for 20 sh -c "'$TCPINC' --control '$tmp/$side.sock' status --json | grep -Eq '\"running\": ?true'"; then
 			echo "bench: tcpincd --mode $mode did not start in $ns; log:" >&2
-			cat "$tmp/tcpincd-$mode-$side.log" >&2
+			cat "$log" >&2
 			exit 1
 		fi
+		# "running" can come before the rules are in; both backends log
+		# their table once it is installed.
+		wait_for 5 grep -q 'table="inet tcpinc' "$log" ||
+			echo "bench: tcpincd --mode $mode in $ns logged no table 5 s after it said it was running; going on" >&2
 	done
 }
 stop_daemons() {

@@ -73,6 +73,12 @@ func (d *daemon) launch(t *testing.T) {
 	if !ok {
 		t.Fatalf("tcpincd --mode %s in %s not running after 20 s (last status %q); log:\n%s", d.mode, d.n.name, last, tail(d.p.output(), 4000))
 	}
+	// "running" can come before the backend's rules are in (it is set
+	// as the backend's Run starts, unless the backend says when it is
+	// ready); both backends log the table once it is installed.
+	if !waitFor(5*time.Second, func() bool { return strings.Contains(d.p.output(), `table="inet tcpinc`) }) {
+		t.Logf("tcpincd --mode %s in %s: no log line naming its nftables table 5 s after it said it was running; going on", d.mode, d.n.name)
+	}
 }
 
 // dump logs the daemon's non-zero counters and the end of its log, to
