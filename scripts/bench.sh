@@ -193,6 +193,15 @@ cpu_ticks() {
 	echo "$sum"
 }
 
+# encrypted SOCK: how many connections the tcpincd on SOCK has encrypted
+# (divert counts conns_encrypted, redirect proxy_encrypted).
+encrypted() {
+	"$TCPINC" --control "$1" status --json | python3 -c '
+import json, sys
+cs = json.load(sys.stdin)["counters"]
+print(sum(v for k, v in cs.items() if k.endswith("conns_encrypted") or k.endswith("proxy_encrypted")))'
+}
+
 # json FILE EXPR: a field of a JSON file (EXPR in Python, j the document).
 json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
 
@@ -202,6 +211,8 @@ throughput() {
 	local name=$1 streams=$2 f t0 t1
 	progress "iperf3 $streams stream(s), $name, ${SECS}s"
 	f=$tmp/iperf-$name-$streams-$round.json
+	local e0=0 e1=0
+	[ -n "$daemon_s" ] && e0=$(encrypted "$tmp/c.sock")
 	t0=$(cpu_ticks $daemon_c $daemon_s)
 	if ! ip netns exec "$C" iperf3 -c "$IP_S" -p 5201 -t "$SECS" -P "$streams" -J --connect-timeout 5000 >"$f"; then
 		echo "bench: iperf3 failed ($name, $streams streams): $(json "$f" 'j.get("error")' 2>/dev/null)" >&2
@@ -209,6 +220,16 @@ throughput() {
 		return
 	fi
 	t1=$(cpu_ticks $daemon_c $daemon_s)
+	# With tcpincd at both ends, the control connection and every stream
+	# must have been encrypted, or the figure is plain TCP's.
+	if [ -n "$daemon_s" ]; then
+		e1=$(encrypted "$tmp/c.sock")
+		if [ $((e1 - e0)) -lt $((streams + 1)) ]; then
+			echo "bench: only $((e1 - e0)) of the $((streams + 1)) iperf3 connections were encrypted ($name); figure dropped" >&2
+			record "tput$streams/$name" "failed"
+			return
+		fi
+	fi
 	record "tput$streams/$name" "$(json "$f" 'j["end"]["sum_received"]["bits_per_second"]/1e9')"
 	if [ -n "$daemon_c$daemon_s" ] && [ "$streams" = 1 ]; then
 		record "cpu/$name" "$(json "$f" "($t1-$t0)/$(getconf CLK_TCK)/(j['end']['sum_received']['bytes']/1e9)")"
