@@ -19,7 +19,8 @@ const windowsAccess = false
 // with group acc.AdminGroup when acc.Private. A socket file left by a
 // daemon that is gone is replaced; if a daemon still answers there,
 // Listen fails rather than steal its socket. Closing the listener
-// removes the socket file.
+// removes the socket file. Without an Access every local user may read
+// and only root may control.
 func Listen(path string, accs ...Access) (*Listener, error) {
 	var acc Access
 	if len(accs) > 0 {

@@ -39,7 +39,8 @@ const (
 
 // Listen creates the control socket at path (an AF_UNIX socket; Windows
 // 10 1803 and later) and restricts its file with an ACL. acc.AdminGroup is
-// ignored: on Windows the Administrators group controls.
+// ignored: on Windows the Administrators group controls. The Access is
+// optional.
 func Listen(path string, accs ...Access) (*Listener, error) {
 	var acc Access
 	if len(accs) > 0 {
