@@ -154,22 +154,25 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"control", cfg.Control.Socket, "config", d.configName(), "metrics", cfg.MetricsListen)
 	// Running means capturing: a backend that can say when its rules
 	// are in (Ready) sets it then, others as Run starts.
-	readyDone := make(chan struct{})
+	runDone, readyExit := make(chan struct{}), make(chan struct{})
 	if r, ok := b.(Readier); ok {
-		wg.Go(func() {
+		go func() {
+			defer close(readyExit)
 			select {
 			case <-r.Ready():
 				d.since.Store(time.Now().UnixNano())
 				d.running.Store(true)
-			case <-readyDone:
+			case <-runDone:
 			}
-		})
+		}()
 	} else {
+		close(readyExit)
 		d.since.Store(time.Now().UnixNano())
 		d.running.Store(true)
 	}
 	runErr := b.Run(runCtx)
-	close(readyDone)
+	close(runDone)
+	<-readyExit
 	d.running.Store(false)
 	if ctx.Err() != nil {
 		d.log.Info("tcpincd stopping")
