@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
@@ -51,15 +53,14 @@ func newRedirectBackend(c Config, h *e2eHost) (core.Backend, error) {
 			ep.Close()
 			return nil, fmt.Errorf("listen: %s", terr)
 		}
-		return gonet.NewTCPListener(h.stack, &wq, ep), nil
+		return &lingerListener{ep: ep, wq: &wq, port: port, closed: make(chan struct{})}, nil
 	}
 	r.dial = func(ctx context.Context, network string, localPort uint16, dst netip.AddrPort) (net.Conn, error) {
 		proto := ipv4.ProtocolNumber
 		if network == "tcp6" {
 			proto = ipv6.ProtocolNumber
 		}
-		return gonet.DialTCPWithBind(ctx, h.stack, tcpip.FullAddress{NIC: 1, Port: localPort},
-			tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(dst.Addr().AsSlice()), Port: dst.Port()}, proto)
+		return dialLinger(ctx, h.stack, localPort, dst, proto)
 	}
 	return r, nil
 }
@@ -274,5 +275,114 @@ func halfClose(t *testing.T, n *e2eNet, port uint16) {
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if ans, err := io.ReadAll(c); err != nil || string(ans) != "answer" {
 		t.Fatalf("answer after half-close: %q, %v", ans, err)
+	}
+}
+
+// lingerConn is a gVisor connection that, like a Windows socket, resets
+// the connection on Close after SetLinger(0), which the proxy relies on.
+type lingerConn struct {
+	*gonet.TCPConn
+	ep tcpip.Endpoint
+}
+
+func (c *lingerConn) SetLinger(sec int) error {
+	c.ep.SocketOptions().SetLinger(tcpip.LingerOption{Enabled: sec >= 0, Timeout: time.Duration(max(sec, 0)) * time.Second})
+	return nil
+}
+
+func dialLinger(ctx context.Context, s *stack.Stack, localPort uint16, dst netip.AddrPort, proto tcpip.NetworkProtocolNumber) (net.Conn, error) {
+	var wq waiter.Queue
+	ep, terr := s.NewEndpoint(tcp.ProtocolNumber, proto, &wq)
+	if terr != nil {
+		return nil, fmt.Errorf("endpoint: %s", terr)
+	}
+	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&entry)
+	defer wq.EventUnregister(&entry)
+	if terr := ep.Bind(tcpip.FullAddress{NIC: 1, Port: localPort}); terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("bind: %s", terr)
+	}
+	terr = ep.Connect(tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFromSlice(dst.Addr().AsSlice()), Port: dst.Port()})
+	if _, started := terr.(*tcpip.ErrConnectStarted); started {
+		select {
+		case <-ctx.Done():
+			ep.Close()
+			return nil, ctx.Err()
+		case <-ready:
+		}
+		terr = ep.LastError()
+	}
+	if terr != nil {
+		ep.Close()
+		return nil, fmt.Errorf("connect %v: %s", dst, terr)
+	}
+	return &lingerConn{TCPConn: gonet.NewTCPConn(&wq, ep), ep: ep}, nil
+}
+
+// lingerListener accepts lingerConns.
+type lingerListener struct {
+	ep     tcpip.Endpoint
+	wq     *waiter.Queue
+	port   uint16
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *lingerListener) Accept() (net.Conn, error) {
+	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents)
+	l.wq.EventRegister(&entry)
+	defer l.wq.EventUnregister(&entry)
+	for {
+		n, wq, terr := l.ep.Accept(nil)
+		if terr == nil {
+			return &lingerConn{TCPConn: gonet.NewTCPConn(wq, n), ep: n}, nil
+		}
+		if _, block := terr.(*tcpip.ErrWouldBlock); !block {
+			return nil, fmt.Errorf("accept: %s", terr)
+		}
+		select {
+		case <-l.closed:
+			return nil, net.ErrClosed
+		case <-ready:
+		}
+	}
+}
+
+func (l *lingerListener) Close() error {
+	l.once.Do(func() {
+		close(l.closed)
+		l.ep.Close()
+	})
+	return nil
+}
+
+func (l *lingerListener) Addr() net.Addr { return &net.TCPAddr{Port: int(l.port)} }
+
+// TestRedirectStopResets: stopping a redirect backend resets the proxied
+// connections at both ends (the reset to the application is reflected
+// like the rest of the proxy's packets) instead of leaving them to
+// continue in clear.
+func TestRedirectStopResets(t *testing.T) {
+	n := newRedirectE2E(t, true)
+	c, s := n.dial(false, 7350)
+	transfer(t, c, s, []byte("before-stop-"), 16<<10)
+	if err := n.stop(n.a); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Read(make([]byte, 10)); err == nil || isTimeout(err) {
+		t.Errorf("A's application after the stop: %v, want a reset", err)
+	}
+	s.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := s.Read(make([]byte, 10)); err == nil || isTimeout(err) {
+		t.Errorf("B's server after the stop: %v, want a reset", err)
+	}
+	after := []byte("AFTER-REDIRECT-STOP-")
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.Write(bytes.Repeat(after, 100))
+	time.Sleep(200 * time.Millisecond)
+	if n.wireContains(after) {
+		t.Error("plaintext left A after its backend stopped")
 	}
 }
