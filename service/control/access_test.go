@@ -203,9 +203,17 @@ func TestPeerCredAsNobody(t *testing.T) {
 	go func() { Serve(ctx, ln, h); close(done) }()
 	defer func() { cancel(); <-done }()
 
+	// A copy of the test binary where nobody may run it.
 	self, _ := os.Executable()
-	os.Chmod(filepath.Dir(self), 0o755)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", self, "-test.run=^TestClientHelper$")
+	bin, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := filepath.Join(dir, "client.test")
+	if err := os.WriteFile(client, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", client, "-test.run=^TestClientHelper$")
 	cmd.Env = append(os.Environ(), "TCIS_CLIENT="+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
