@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 )
 
@@ -41,7 +40,7 @@ func Dial(path string) (*Client, error) {
 	c, err := net.DialTimeout("unix", path, ioTimeout)
 	if err != nil {
 		switch {
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		case errors.Is(err, fs.ErrNotExist), isRefused(err):
 			return nil, &UnreachableError{Path: path, Err: err}
 		case errors.Is(err, fs.ErrPermission):
 			return nil, &Error{Code: CodePermission, Msg: fmt.Sprintf("permission denied on %s: run as root, or as a member of the socket's group", path)}
