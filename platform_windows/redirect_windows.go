@@ -226,7 +226,9 @@ func (c *ownConn) Close() error {
 func (r *Redirect) Mode() core.Mode { return core.ModeRedirect }
 
 // Run opens the proxy's listeners and the WinDivert handle, and proxies
-// applications' outbound connections until ctx ends or a part fails.
+// new connections, outbound and inbound, until ctx ends or a part fails.
+// On the way out the proxied connections are reset at both ends while
+// the handle still carries their packets.
 func (r *Redirect) Run(ctx context.Context) error {
 	r.mu.Lock()
 	if r.closed || r.running {
