@@ -158,7 +158,7 @@ func cmdService(action string, args []string, stdout io.Writer) (int, error) {
 	}
 	if configPath != "" {
 		if _, _, err := config.Load(configPath); err != nil {
-			return 0, err
+			return 0, configError{err}
 		}
 	}
 	sc, err := serviceConfig(configPath)

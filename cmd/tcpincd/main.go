@@ -13,9 +13,9 @@
 //	tcpincd version
 //
 // Exit status: 0 on success (including a clean stop on SIGINT or SIGTERM),
-// 1 on a runtime error, 2 on a usage error; 'tcpincd status' exits 3
-// when the service is installed but not running and 4 when it is not
-// installed.
+// 1 on a runtime error, 2 on a usage error, 78 when the configuration
+// file cannot be used; 'tcpincd status' exits 3 when the service is
+// installed but not running and 4 when it is not installed.
 package main
 
 import (
@@ -102,6 +102,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return report(err, stderr)
 }
 
+// exitConfig is the exit status for a configuration file tcpincd cannot
+// use (EX_CONFIG of sysexits.h). The systemd unit does not restart on
+// it (RestartPreventExitStatus): restarting cannot fix the file.
+const exitConfig = 78
+
+// configError is a configuration file that cannot be read or used.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
+
 func report(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return cli.ExitOK
@@ -110,6 +121,11 @@ func report(err error, stderr io.Writer) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "tcpincd: %v\nRun 'tcpincd --help' for usage.\n", err)
 		return cli.ExitUsage
+	}
+	var ce configError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(stderr, "tcpincd: %v\n", err)
+		return exitConfig
 	}
 	fmt.Fprintf(stderr, "tcpincd: %v\n", err)
 	return cli.ExitFailure
@@ -209,7 +225,7 @@ func parseRun(args []string, stdout io.Writer) (runOptions, error) {
 func effectiveConfig(o runOptions) (config.Config, bool, error) {
 	cfg, found, err := config.Load(o.config)
 	if err != nil {
-		return cfg, false, err
+		return cfg, false, configError{err}
 	}
 	if o.set["mode"] {
 		cfg.Mode = o.mode

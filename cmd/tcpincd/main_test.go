@@ -92,9 +92,9 @@ func TestRunExitCodes(t *testing.T) {
 		{[]string{"run", "--exclude-addr", "nope"}, 2, "not an address"},
 		{[]string{"run", "--queue", "70000"}, 2, "queue number"},
 		{[]string{"run", "extra"}, 2, "no arguments"},
-		{[]string{"run", "--config", bad}, 1, `mode: "fast" is not allowed; use one of: auto, divert, redirect`},
-		{[]string{"run", "--config", filepath.Join(dir, "missing.toml")}, 1, "missing.toml"},
-		{[]string{"install", "--config", bad}, 1, `mode: "fast" is not allowed`},
+		{[]string{"run", "--config", bad}, exitConfig, `mode: "fast" is not allowed; use one of: auto, divert, redirect`},
+		{[]string{"run", "--config", filepath.Join(dir, "missing.toml")}, exitConfig, "missing.toml"},
+		{[]string{"install", "--config", bad}, exitConfig, `mode: "fast" is not allowed`},
 	} {
 		var out, errb bytes.Buffer
 		rc := run(tc.args, &out, &errb)
