@@ -62,7 +62,7 @@ func lnOf(t *testing.T, path string) *Listener {
 }
 
 // serveAs runs a server whose callers all look like peer.
-func serveAs(t *testing.T, h Handler, peer Peer, acc access) string {
+func serveAs(t testing.TB, h Handler, peer Peer, acc access) string {
 	t.Helper()
 	path := sockPath(t)
 	ln, err := Listen(path)

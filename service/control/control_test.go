@@ -29,7 +29,7 @@ func (f *fakeHandler) Conns() ([]ConnJSON, error)   { return f.conns, f.err }
 
 // sockPath returns a short socket path: sun_path holds about 100 bytes,
 // and t.TempDir can be longer than that.
-func sockPath(t *testing.T) string {
+func sockPath(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c.sock")
