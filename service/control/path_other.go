@@ -1,4 +1,4 @@
-//go:build !linux && !windows
+//go:build !linux && !darwin && !windows
 
 package control
 
@@ -6,6 +6,5 @@ package control
 const DefaultPath = "/var/run/tcpinc/tcpincd.sock"
 
 // DefaultAdminGroup is the group whose members may control tcpincd,
-// besides root: on macOS the administrators ("admin"), so that the tray
-// icon of an administrator can switch encryption on and off.
-const DefaultAdminGroup = "admin"
+// besides root.
+const DefaultAdminGroup = "wheel"
