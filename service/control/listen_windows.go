@@ -35,6 +35,9 @@ func programData() string {
 const (
 	sddlShared  = "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FRFW;;;BU)"
 	sddlPrivate = "D:P(A;;FA;;;SY)(A;;FA;;;BA)"
+	// The directory: full control for LocalSystem and Administrators,
+	// read and traverse for Users, inherited by what is created in it.
+	sddlDir = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FRFX;;;BU)"
 )
 
 // Listen creates the control socket at path (an AF_UNIX socket; Windows
@@ -49,6 +52,12 @@ func Listen(path string, accs ...Access) (*Listener, error) {
 	a := access{Access: acc, adminGID: -1}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the control socket's directory: %w", err)
+	}
+	// Users may create folders under %ProgramData%: make sure nobody
+	// but the system and administrators can put files into this one
+	// (a planted socket would answer for tcpincd).
+	if err := setFileACL(filepath.Dir(path), sddlDir); err != nil {
+		return nil, fmt.Errorf("restricting the control socket's directory %s with an ACL: %w", filepath.Dir(path), err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
