@@ -61,7 +61,7 @@ func httpCase(t *testing.T, tp *topo, host string, c, s *daemon) {
 	www := t.TempDir()
 	_, data := markerFile(t, www, "marker.txt", 16<<20)
 	httpServer(tp.server, www, host, port)
-	cap := tp.client.startCapture(tp.clientLink, port)
+	tap := tp.client.startCapture(tp.clientLink, port)
 	w := watch(c, s, port)
 	got, err := curl(tp.client, urlFor(host, port, "marker.txt"), "--limit-rate", "5M")
 	if err != nil {
@@ -69,7 +69,7 @@ func httpCase(t *testing.T, tp *topo, host string, c, s *daemon) {
 	}
 	sameBytes(t, "curl", got, data)
 	w.requireEncrypted(t)
-	cap.stop().requireCiphertext(t, marker)
+	tap.stop().requireCiphertext(t, marker)
 }
 
 // TestCurlHTTP: curl fetches a file from python3's http.server.
@@ -94,11 +94,11 @@ func TestIPv6(t *testing.T) {
 
 		const port = 7006
 		loadServer(tp.server, port, tp.server6)
-		cap := tp.client.startCapture(tp.clientLink, port)
+		tap := tp.client.startCapture(tp.clientLink, port)
 		w := watch(c, s, port)
 		load(t, tp.client, tp.server6, port, 50, 10, 4096, "-hold", "200ms")
 		w.requireEncrypted(t)
-		cap.stop().requireCiphertext(t, loadMarker)
+		tap.stop().requireCiphertext(t, loadMarker)
 		noFailures(t, c, s)
 		c.stop(t)
 		s.stop(t)
@@ -119,7 +119,7 @@ func TestIperf3(t *testing.T) {
 		tp.server.start("iperf3-server", "iperf3", "-s", "-p", fmt.Sprint(port))
 		tp.server.waitListening(nil, port)
 		for _, reverse := range []bool{false, true} {
-			cap := tp.client.startCapture(tp.clientLink, port)
+			tap := tp.client.startCapture(tp.clientLink, port)
 			w := watch(c, s, port)
 			sender, receiver := c, s
 			if reverse {
@@ -134,7 +134,7 @@ func TestIperf3(t *testing.T) {
 			time.Sleep(300 * time.Millisecond) // the end of the transfer may still be in flight
 			bulkBytes(t, sender, receiver, before, uint64(r.End.SumReceived.Bytes))
 			w.requireEncrypted(t)
-			cap.stop().requireCiphertext(t, iperfMarker)
+			tap.stop().requireCiphertext(t, iperfMarker)
 		}
 		noFailures(t, c, s)
 		c.stop(t)
@@ -206,7 +206,7 @@ Subsystem sftp internal-sftp
 			"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
 			"-o", "UserKnownHostsFile=" + filepath.Join(dir, "known_hosts"), "-o", "ConnectTimeout=10"}
 		src, data := markerFile(t, dir, "payload", 4<<20)
-		cap := tp.client.startCapture(tp.clientLink, port)
+		tap := tp.client.startCapture(tp.clientLink, port)
 		w := watch(c, s, port)
 
 		// ssh runs a command whose output is the file.
@@ -232,7 +232,7 @@ Subsystem sftp internal-sftp
 			sameBytes(t, "scp "+filepath.Base(f), b, data)
 		}
 		w.requireEncrypted(t)
-		cap.stop().requireCiphertext(t, banner)
+		tap.stop().requireCiphertext(t, banner)
 		noFailures(t, c, s)
 		c.stop(t)
 		s.stop(t)
@@ -248,12 +248,12 @@ func TestManyConnections(t *testing.T) {
 		tp := newDirect(t, "many-"+short(mode))
 		c, s := both(t, tp, mode, mode)
 		loadServer(tp.server, port, tp.server4)
-		cap := tp.client.startCapture(tp.clientLink, port)
+		tap := tp.client.startCapture(tp.clientLink, port)
 		w := watch(c, s, port)
 		load(t, tp.client, tp.server4, port, 1000, 1, 1024)
 		load(t, tp.client, tp.server4, port, 200, 200, 1024)
 		w.requireEncrypted(t)
-		cap.stop().requireCiphertext(t, loadMarker)
+		tap.stop().requireCiphertext(t, loadMarker)
 		// Divert mode counts conns_*, redirect mode proxy_*.
 		st := c.status(t)
 		t.Logf("client tcpincd: %d encrypted, %d resumed, %d plain",
@@ -305,7 +305,7 @@ func TestOneEndPlain(t *testing.T) {
 				www := t.TempDir()
 				_, data := markerFile(t, www, "marker.txt", 1<<20)
 				httpServer(tp.server, www, tp.server4, port)
-				cap := tp.client.startCapture(tp.clientLink, port)
+				tap := tp.client.startCapture(tp.clientLink, port)
 				w := watch(c, s, port)
 				got, err := curl(tp.client, urlFor(tp.server4, port, "marker.txt"))
 				if err != nil {
@@ -313,7 +313,7 @@ func TestOneEndPlain(t *testing.T) {
 				}
 				sameBytes(t, "curl", got, data)
 				w.requirePlain(t)
-				cap.stop().requirePlaintext(t, marker)
+				tap.stop().requirePlaintext(t, marker)
 				for _, d := range []*daemon{c, s} {
 					if d != nil {
 						d.stop(t)
@@ -419,13 +419,13 @@ func TestLoss(t *testing.T) {
 		httpServer(tp.server, www, tp.server4, 8080)
 		const port = 7000
 		loadServer(tp.server, port, tp.server4)
-		cap := tp.client.startCapture(tp.clientLink, 8080)
+		tap := tp.client.startCapture(tp.clientLink, 8080)
 		got, err := curl(tp.client, urlFor(tp.server4, 8080, "marker.txt"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sameBytes(t, "curl", got, data)
-		cap.stop().requireCiphertext(t, marker)
+		tap.stop().requireCiphertext(t, marker)
 		// Short connections, held open a moment so that both daemons
 		// can be asked about them.
 		w := watch(c, s, port)
@@ -456,7 +456,7 @@ func TestKillRestart(t *testing.T) {
 		www := t.TempDir()
 		_, data := markerFile(t, www, "marker.txt", 16<<20)
 		httpServer(tp.server, www, tp.server4, port)
-		cap := tp.client.startCapture(tp.clientLink, port)
+		tap := tp.client.startCapture(tp.clientLink, port)
 
 		out := filepath.Join(tp.client.dir, "interrupted.out")
 		slow := tp.client.start("curl-interrupted", "curl", "-sS", "--fail", "--max-time", "10", "--limit-rate", "2M",
@@ -488,7 +488,7 @@ func TestKillRestart(t *testing.T) {
 		}
 		sameBytes(t, "curl after the restart", got, data)
 		w.requireEncrypted(t)
-		cap.stop().requireCiphertext(t, marker)
+		tap.stop().requireCiphertext(t, marker)
 		c.stop(t)
 		s.stop(t)
 	})
