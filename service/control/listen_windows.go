@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/windows"
 )
@@ -50,14 +51,19 @@ func Listen(path string, accs ...Access) (*Listener, error) {
 		acc = accs[0]
 	}
 	a := access{Access: acc, adminGID: -1}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating the control socket's directory: %w", err)
 	}
 	// Users may create folders under %ProgramData%: make sure nobody
-	// but the system and administrators can put files into this one
-	// (a planted socket would answer for tcpincd).
-	if err := setFileACL(filepath.Dir(path), sddlDir); err != nil {
-		return nil, fmt.Errorf("restricting the control socket's directory %s with an ACL: %w", filepath.Dir(path), err)
+	// but the system and administrators can put files into tcpincd's
+	// directory (a planted socket would answer for tcpincd). A directory
+	// someone else chose and made is left as it is.
+	if os.IsNotExist(statErr) || strings.EqualFold(dir, filepath.Dir(DefaultPath)) {
+		if err := setFileACL(dir, sddlDir); err != nil {
+			return nil, fmt.Errorf("restricting the control socket's directory %s with an ACL: %w", dir, err)
+		}
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
