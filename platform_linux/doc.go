@@ -15,12 +15,15 @@
 // chains one priority later turn the packet marks set in verdicts into
 // connection (conntrack) marks:
 //
-//   - loopback, non-TCP, injected and excluded traffic returns at once;
-//   - a connection marked plain is never queued again (plain TCP costs
-//     nothing after its handshake);
+//   - loopback, non-TCP and injected traffic returns at once;
 //   - a connection marked captured (ENO negotiating or encrypted) is
 //     queued without the bypass flag: if no engine listens, its packets
-//     are dropped rather than leak in the clear (fail closed);
+//     are dropped rather than leak in the clear (fail closed). This rule
+//     comes before the exclusions, so an exclusion added by Apply while
+//     such a connection runs does not let its packets bypass the engine;
+//   - excluded ports and addresses (Config.Policy) return;
+//   - a connection marked plain is never queued again (plain TCP costs
+//     nothing after its handshake);
 //   - SYN and SYN-ACK of unmarked connections are queued with the bypass
 //     flag, so with no engine the host still talks plain TCP;
 //   - packets conntrack calls invalid or untracked are queued without
@@ -45,6 +48,11 @@
 // NFQUEUE not found", and a warning that iptables-nft manages the table);
 // the kernel runs it all the same.
 //
+// Apply replaces the rules of the two queue chains in one transaction
+// (flush chain, add rules): the table and its hooked chains stay, since
+// unregistering a hook makes the kernel drop every packet waiting in the
+// queues, and the connection marks live on.
+//
 // The kernel may lack the native nft queue expression (CONFIG_NFT_QUEUE);
 // then the xtables NFQUEUE target runs through nft_compat. Which one is
 // used is probed in a throwaway table at start.
@@ -56,9 +64,32 @@
 //
 // # Packets
 //
-// Queues are bound without NFQA_CFG_F_GSO, so the kernel segments GSO and
-// GRO packets and resolves partial checksums before queueing: the engine
-// sees packets no larger than the path MTU, with complete checksums.
+// Each queue is read by an in-tree NFQUEUE client (nfq_linux.go) rather
+// than go-nfqueue, for speed: recvmmsg receives a batch of up to 64
+// packets straight into one 68 KiB slot each, the engine works on the
+// kernel's bytes where they landed (no copy), and the verdicts of the
+// whole batch leave in one sendmsg, a rewritten packet's bytes sent from
+// where they are (an iovec). The socket is blocking, with a 100 ms
+// receive timeout to notice a stop: the kernel then wakes the worker's
+// own thread, cheaper than the Go netpoller's hand-off.
+//
+// Queues are bound with NFQA_CFG_F_GSO: the kernel queues GSO and GRO
+// super-packets (up to 64 KiB) whole instead of segmenting them first,
+// and leaves partial checksums partial (NFQA_SKB_CSUMNOTREADY). The
+// engine makes one frame of a super-packet's payload (the receiving
+// engine reassembles frames that span segments); after the verdict the
+// kernel cuts the rewritten super-packet into MSS-sized segments and
+// computes their checksums. What does not fit the 16-bit IP length
+// leaves in injected segments no larger than the stack's own, and so do
+// retransmitted parts of a large frame and data held before the keys
+// existed. A packet rewritten in place whose checksum the kernel left
+// partial gets a full checksum (the kernel treats a rewritten packet's
+// checksum as complete); packets the engine built have one already. A
+// packet longer than a netlink attribute holds (NFQA_CAP_LEN) is dropped.
+//
+// ENOBUFS on a queue socket means the kernel dropped packets it could
+// not queue (never accepted them: the queues are not fail-open); TCP
+// retransmits them, encrypted connections included. It is counted.
 //
 // Engine-made packets go out through raw sockets (IPv4 IP_HDRINCL, IPv6
 // IPPROTO_RAW) marked with SO_MARK so the rules do not queue them again.

@@ -13,7 +13,8 @@
 # the policy and a CPU profile).
 #
 # Needs root. Env: DURATION (seconds per figure, default 3), ROUNDS
-# (default 3; plain and divert alternate, each figure is the best round),
+# (default 3; plain and divert alternate; ratios are per round, against
+# the plain figure of the same round, and the table shows medians),
 # QUEUES (default 1), PROFILE=DIR (CPU profiles of the client-side
 # backend in the first round), ONLY=throughput|conns (skip the other
 # half), KEEP_STATS=DIR (the backends' counters and logs).
@@ -121,24 +122,20 @@ conns() {
 }
 
 declare -A R
-# measure LABEL: one round of every figure; R keeps the best of the
-# rounds (the VM is shared: the best round is the least disturbed one).
-best() { python3 -c 'import sys; print(max(float(x) for x in sys.argv[1:] if x) if any(sys.argv[1:]) else "")' "$@"; }
+# measure LABEL: one round of every figure, kept per round in R.
 measure() {
-	local tp1= tp4= cs1= cs16=
-	if [ "$ONLY" != conns ]; then
-		tp1=$(iperf 1)
-		tp4=$(iperf 4)
-	fi
-	if [ "$ONLY" != throughput ]; then
-		cs1=$(conns 1)
-		cs16=$(conns 16)
-	fi
-	echo "round $round $1: $tp1 $tp4 Mbit/s, $cs1 $cs16 conn/s" >&2
-	R[$1,tp1]=$(best "${R[$1,tp1]:-}" "$tp1")
-	R[$1,tp4]=$(best "${R[$1,tp4]:-}" "$tp4")
-	R[$1,cs1]=$(best "${R[$1,cs1]:-}" "$cs1")
-	R[$1,cs16]=$(best "${R[$1,cs16]:-}" "$cs16")
+	local f v
+	for f in tp1 tp4 cs1 cs16; do
+		v=
+		case $f in
+		tp1) [ "$ONLY" != conns ] && v=$(iperf 1) ;;
+		tp4) [ "$ONLY" != conns ] && v=$(iperf 4) ;;
+		cs1) [ "$ONLY" != throughput ] && v=$(conns 1) ;;
+		cs16) [ "$ONLY" != throughput ] && v=$(conns 16) ;;
+		esac
+		R[$1,$f,$round]=$v
+	done
+	echo "round $round $1: ${R[$1,tp1,$round]} ${R[$1,tp4,$round]} Mbit/s, ${R[$1,cs1,$round]} ${R[$1,cs16,$round]} conn/s" >&2
 }
 
 prof() { [ -n "${PROFILE:-}" ] && [ "$round" = 1 ] && echo "--cpuprofile=$PROFILE/$1.pprof" || true; }
@@ -164,9 +161,37 @@ for round in $(seq "$ROUNDS"); do
 	stop_backends
 done
 
-ratio() { python3 -c 'import sys; a,b=float(sys.argv[1] or 0),float(sys.argv[2] or 0); print("%.2f" % (a/b) if b else "-")' "$1" "$2"; }
+# The VM is shared: load from elsewhere comes and goes. Each ratio is
+# taken against plain TCP of the same round (measured just before), and
+# the table shows the median over the rounds; absolute figures are the
+# medians too.
+stats() { # KIND FIG: median of the values (KIND=abs) or of the per-round ratios (KIND=ratio)
+	local kind=$1 key=$2 fig=$3 r vals=()
+	for r in $(seq "$ROUNDS"); do
+		if [ "$kind" = abs ]; then
+			vals+=("${R[$key,$fig,$r]:-}")
+		else
+			vals+=("${R[$key,$fig,$r]:-}/${R[plain,$fig,$r]:-}")
+		fi
+	done
+	python3 - "${vals[@]}" <<'PY'
+import statistics, sys
+xs = []
+for a in sys.argv[1:]:
+    try:
+        if "/" in a:
+            n, d = a.split("/")
+            if float(d) > 0:
+                xs.append(float(n) / float(d))
+        elif a:
+            xs.append(float(a))
+    except ValueError:
+        pass
+print(("%.2f" if any(x < 10 for x in xs) else "%.0f") % statistics.median(xs) if xs else "-")
+PY
+}
 
-printf '\n%s, %s, kernel %s, %d queue(s), best of %d rounds of %s s per figure\n' \
+printf '\n%s, %s, kernel %s, %d queue(s), median of %d rounds of %s s per figure\n' \
 	"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')" "$(nproc) CPUs" "$(uname -r)" "$QUEUES" "$ROUNDS" "$DURATION"
 printf '%-34s %12s %12s %12s %12s\n' "" "1 stream" "4 streams" "conn/s seq" "conn/s x16"
 for k in plain full resumed plainpeer; do
@@ -176,15 +201,14 @@ for k in plain full resumed plainpeer; do
 	resumed) label="divert, resumed" ;;
 	plainpeer) label="plain peer through the backend" ;;
 	esac
-	printf '%-34s %7s Mb/s %7s Mb/s %12s %12s\n' "$label" "${R[$k,tp1]:--}" "${R[$k,tp4]:--}" "${R[$k,cs1]:--}" "${R[$k,cs16]:--}"
+	printf '%-34s %7s Mb/s %7s Mb/s %12s %12s\n' "$label" "$(stats abs $k tp1)" "$(stats abs $k tp4)" "$(stats abs $k cs1)" "$(stats abs $k cs16)"
 	if [ $k != plain ]; then
-		printf '%-34s %12s %12s %12s %12s\n' "  ratio to plain" \
-			"$(ratio "${R[$k,tp1]:-}" "${R[plain,tp1]:-}")" "$(ratio "${R[$k,tp4]:-}" "${R[plain,tp4]:-}")" \
-			"$(ratio "${R[$k,cs1]:-}" "${R[plain,cs1]:-}")" "$(ratio "${R[$k,cs16]:-}" "${R[plain,cs16]:-}")"
+		printf '%-34s %12s %12s %12s %12s\n' "  ratio to plain (same round)" \
+			"$(stats ratio $k tp1)" "$(stats ratio $k tp4)" "$(stats ratio $k cs1)" "$(stats ratio $k cs16)"
 	fi
 done
 if [ -n "${PROFILE:-}" ]; then
-	echo "CPU profiles of the client-side backend in $PROFILE (go tool pprof -top $tmp/perftool $PROFILE/full.pprof)"
+	echo "CPU profiles of the client-side backend in $PROFILE (go tool pprof -top $PROFILE/perftool $PROFILE/full.pprof)"
 	cp "$PT" "$PROFILE/perftool"
 fi
 if [ -n "${KEEP_STATS:-}" ]; then
