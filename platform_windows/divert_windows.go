@@ -23,12 +23,15 @@ type Divert struct {
 	ws  []*worker
 
 	mu       sync.Mutex
-	policy   core.Policy // current; Apply replaces it
-	filtered core.Policy // the policy whose exclusions the open filters hold
+	policy   core.Policy   // current; Apply replaces it
+	gens     []core.Policy // the policies the open handles were opened for (see WidenFilter)
 	running  bool
+	stopping bool // Run is releasing the capture: no more handles
 	closed   bool
 	stop     context.CancelFunc
 	done     chan struct{}
+	wg       sync.WaitGroup // worker goroutines
+	fail     func(error)    // ends Run with an error
 }
 
 var _ core.Backend = (*Divert)(nil)
@@ -90,8 +93,8 @@ func probeDriver(dll *DLL, c *Config) error {
 	return nil
 }
 
-// newEngine makes a worker's engine with the current policy.
-func (d *Divert) newEngine(onEvent func(divert.Event)) (*divert.Engine, error) {
+// newEngine makes a worker's engine with policy p.
+func (d *Divert) newEngine(p *core.Policy, onEvent func(divert.Event)) (*divert.Engine, error) {
 	ec := d.cfg.Engine
 	ec.OnEvent = onEvent
 	if ec.Log == nil {
@@ -101,7 +104,7 @@ func (d *Divert) newEngine(onEvent func(divert.Event)) (*divert.Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcpinc: engine: %w", err)
 	}
-	if err := eng.SetPolicy(d.policy); err != nil {
+	if err := eng.SetPolicy(*p); err != nil {
 		eng.Close()
 		return nil, fmt.Errorf("tcpinc: engine policy: %w", err)
 	}
@@ -123,9 +126,10 @@ func (d *Divert) Run(ctx context.Context) error {
 	d.running = true
 	ctx, cancel := context.WithCancelCause(ctx)
 	d.stop = func() { cancel(nil) }
+	d.fail = func(err error) { cancel(err) }
 	d.done = make(chan struct{})
 	pol := d.policy
-	d.filtered = pol
+	d.gens = []core.Policy{pol}
 	d.mu.Unlock()
 	defer close(d.done)
 
@@ -136,22 +140,20 @@ func (d *Divert) Run(ctx context.Context) error {
 	}
 	d.mu.Lock()
 	d.ws = ws
-	d.mu.Unlock()
-
-	var wg sync.WaitGroup
 	for _, w := range ws {
-		wg.Go(func() {
-			if err := w.run(); err != nil {
-				cancel(err)
-			}
-		})
+		d.start(w)
 	}
+	d.mu.Unlock()
 	d.cfg.Log.Info("tcpinc: capturing TCP with WinDivert", "workers", len(ws), "filter", ws[0].h.Filter())
 	<-ctx.Done()
+	d.mu.Lock()
+	d.stopping = true
+	ws = d.ws // with the handles Apply added
+	d.mu.Unlock()
 	for _, w := range ws {
 		w.requestStop()
 	}
-	wg.Wait()
+	d.wg.Wait()
 	for _, w := range ws {
 		if cerr := w.close(); cerr != nil {
 			d.cfg.Log.Warn("tcpinc: closing a WinDivert handle", "err", cerr)
@@ -163,43 +165,60 @@ func (d *Divert) Run(ctx context.Context) error {
 	return nil
 }
 
+// start runs a worker's goroutine; d.mu is held.
+func (d *Divert) start(w *worker) {
+	fail := d.fail
+	d.wg.Go(func() {
+		if err := w.run(); err != nil {
+			fail(err)
+		}
+	})
+}
+
+// openWorker opens one handle with filter and its worker, engine policy
+// p; d.mu need not be held.
+func (d *Divert) openWorker(id int, filter string, p *core.Policy) (*worker, error) {
+	var w *worker
+	eng, err := d.newEngine(p, func(ev divert.Event) { w.onEvent(ev) })
+	if err != nil {
+		return nil, err
+	}
+	h, err := d.dll.Open(filter, LayerNetwork, d.cfg.Priority, 0)
+	if err != nil {
+		eng.Close()
+		return nil, fmt.Errorf("opening the capture of worker %d: %w", id, err)
+	}
+	for _, qp := range d.cfg.queueParams() {
+		if err := h.SetParam(qp.p, qp.v); err != nil {
+			d.cfg.Log.Warn("tcpinc: setting a WinDivert queue limit", "param", qp.p, "value", qp.v, "err", err)
+		}
+	}
+	if w, err = newWorker(id, h, &d.cfg, eng); err != nil {
+		h.Close()
+		eng.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
 // openWorkers opens one handle per worker, each with its share of the
-// connections, and sets its queue limits.
+// connections.
 func (d *Divert) openWorkers(pol *core.Policy) ([]*worker, error) {
 	var ws []*worker
-	fail := func(err error) ([]*worker, error) {
+	for i := range d.cfg.Workers {
+		filter, err := DivertFilter(pol, i, d.cfg.Workers)
+		if err == nil {
+			var w *worker
+			if w, err = d.openWorker(i, filter, pol); err == nil {
+				ws = append(ws, w)
+				continue
+			}
+		}
 		for _, w := range ws {
 			w.close()
 			w.eng.Close()
 		}
 		return nil, err
-	}
-	for i := range d.cfg.Workers {
-		filter, err := DivertFilter(pol, i, d.cfg.Workers)
-		if err != nil {
-			return fail(err)
-		}
-		var w *worker
-		eng, err := d.newEngine(func(ev divert.Event) { w.onEvent(ev) })
-		if err != nil {
-			return fail(err)
-		}
-		h, err := d.dll.Open(filter, LayerNetwork, d.cfg.Priority, 0)
-		if err != nil {
-			eng.Close()
-			return fail(fmt.Errorf("opening the capture of worker %d: %w", i, err))
-		}
-		for _, p := range d.cfg.queueParams() {
-			if err := h.SetParam(p.p, p.v); err != nil {
-				d.cfg.Log.Warn("tcpinc: setting a WinDivert queue limit", "param", p.p, "value", p.v, "err", err)
-			}
-		}
-		if w, err = newWorker(i, h, &d.cfg, eng); err != nil {
-			h.Close()
-			eng.Close()
-			return fail(err)
-		}
-		ws = append(ws, w)
 	}
 	return ws, nil
 }
@@ -337,12 +356,11 @@ func addCounters(dst *divert.Counters, src divert.Counters) {
 }
 
 // Apply changes the policy for new connections. The engines take all of
-// it at once. The open handles' filters cannot change (WinDivert has no
-// such call), so they keep the exclusions they were opened with: a newly
-// excluded connection is still captured but left plain by the engine (and
-// then takes the fast path); an encrypted connection on a newly excluded
-// port keeps its keys. Traffic that an exclusion removed at Run stays
-// uncaptured until the next Run, which the log says.
+// it at once: a newly excluded connection is still captured but left
+// plain (and then takes the fast path); an encrypted connection on a
+// newly excluded port keeps its keys. An open handle's filter cannot
+// change, so traffic the new policy captures and the open handles do not
+// (an exclusion removed) gets a handle of its own (WidenFilter).
 func (d *Divert) Apply(p core.Policy) error {
 	if err := checkPolicy(&p); err != nil {
 		return err
@@ -355,19 +373,34 @@ func (d *Divert) Apply(p core.Policy) error {
 		return errors.New("tcpinc: Apply after Close")
 	}
 	old := d.policy
+	rollback := func(ws []*worker) {
+		for _, w := range ws {
+			_ = w.eng.SetPolicy(old) // it was accepted before
+		}
+	}
 	for i, w := range d.ws {
 		if err := w.eng.SetPolicy(p); err != nil {
-			for _, w := range d.ws[:i] {
-				_ = w.eng.SetPolicy(old)
+			rollback(d.ws[:i])
+			return fmt.Errorf("tcpinc: applying the policy: %w", err)
+		}
+	}
+	if d.running && !d.stopping {
+		filter, err := WidenFilter(&p, d.gens)
+		if err == nil && filter != "" {
+			var w *worker
+			if w, err = d.openWorker(len(d.ws), filter, &p); err == nil {
+				d.ws = append(d.ws, w)
+				d.gens = append(d.gens, p)
+				d.start(w)
+				d.cfg.Log.Info("tcpinc: capturing what the new policy no longer excludes", "worker", w.id, "filter", filter)
 			}
+		}
+		if err != nil {
+			rollback(d.ws)
 			return fmt.Errorf("tcpinc: applying the policy: %w", err)
 		}
 	}
 	d.policy = p
-	if d.running && widens(&d.filtered, &p) {
-		d.cfg.Log.Warn("tcpinc: the new policy captures traffic the running WinDivert filter excludes; it is captured from the next start of the service",
-			"filter_exclude_ports", d.filtered.ExcludePorts, "filter_exclude_addrs", d.filtered.ExcludeAddrs)
-	}
 	d.cfg.Log.Info("tcpinc: policy applied", "enabled", p.Enabled, "exclude_ports", p.ExcludePorts,
 		"exclude_addrs", p.ExcludeAddrs, "resumption", p.Resumption, "aa_mandatory", p.AAMandatory)
 	return nil

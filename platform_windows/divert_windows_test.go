@@ -56,6 +56,8 @@ type e2eHost struct {
 
 	backend core.Backend
 	runErr  chan error
+	hmu     sync.Mutex
+	pumps   sync.WaitGroup // taking what the backend injects
 	hs      []windows.Handle
 	filters []evalNode
 	open    atomic.Bool // the backend's handles are open
@@ -155,41 +157,52 @@ func (n *e2eNet) startBackend(h *e2eHost, workers int, mk func(Config, *e2eHost)
 	h.backend = d
 	h.runErr = make(chan error, 1)
 	go func() { h.runErr <- d.Run(n.ctx) }()
+	n.addHandles(h, before, workers)
+	h.open.Store(true)
+}
+
+// addHandles waits for want handles that were not open before to appear,
+// and starts taking what the backend injects on them.
+func (n *e2eNet) addHandles(h *e2eHost, before []windows.Handle, want int) {
+	t := n.t
 	deadline := time.Now().Add(10 * time.Second)
+	var fresh []windows.Handle
 	for {
-		var fresh []windows.Handle
+		fresh = fresh[:0]
 		for _, x := range n.m.openHandles() {
 			if !slices.Contains(before, x) {
 				fresh = append(fresh, x)
 			}
 		}
-		if len(fresh) == workers {
-			h.hs = fresh
+		if len(fresh) == want {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d of %d handles opened", h.name, len(fresh), workers)
+			t.Fatalf("%s: %d of %d handles opened", h.name, len(fresh), want)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	for _, x := range h.hs {
+	for _, x := range fresh {
 		f, err := parseFilter(n.m.filterOf(x))
 		if err != nil {
 			t.Fatalf("%s: filter %q: %v", h.name, n.m.filterOf(x), err)
 		}
+		h.hmu.Lock()
+		h.hs = append(h.hs, x)
 		h.filters = append(h.filters, f)
-	}
-	h.open.Store(true)
-	for _, x := range h.hs {
-		n.wg.Go(func() { n.pumpHandle(h, x) })
+		h.hmu.Unlock()
+		h.pumps.Go(func() { n.pumpHandle(h, x) })
 	}
 }
 
-// stop stops h's backend and waits for Run to return.
+// stop stops h's backend and waits for Run to return and for what it
+// injected on the way out to reach the stacks (as SendEx's completion
+// means on Windows).
 func (n *e2eNet) stop(h *e2eHost) error {
 	h.backend.Close()
 	err := <-h.runErr
 	h.open.Store(false)
+	h.pumps.Wait()
 	return err
 }
 
@@ -201,6 +214,8 @@ func (n *e2eNet) close() {
 	}
 	n.cancel()
 	n.wg.Wait()
+	n.a.pumps.Wait()
+	n.b.pumps.Wait()
 	n.a.stack.Close()
 	n.b.stack.Close()
 	n.a.stack.Wait()
@@ -230,7 +245,10 @@ func (n *e2eNet) capture(h *e2eHost, pkt []byte, outbound bool) bool {
 	} else {
 		return false
 	}
-	for i, f := range h.filters {
+	h.hmu.Lock()
+	hs, filters := h.hs, h.filters
+	h.hmu.Unlock()
+	for i, f := range filters {
 		if !f(&ep) {
 			continue
 		}
@@ -242,7 +260,7 @@ func (n *e2eNet) capture(h *e2eHost, pkt []byte, outbound bool) bool {
 		// checksums); inbound ones were checked.
 		a.SetIPChecksum(!outbound)
 		a.SetTCPChecksum(!outbound)
-		r, _, _ := n.m.queueRecv.Call(uintptr(h.hs[i]), uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)), uintptr(unsafe.Pointer(&a)))
+		r, _, _ := n.m.queueRecv.Call(uintptr(hs[i]), uintptr(unsafe.Pointer(&pkt[0])), uintptr(len(pkt)), uintptr(unsafe.Pointer(&a)))
 		return r != 0
 	}
 	return false
@@ -495,10 +513,12 @@ func TestDivertStopResets(t *testing.T) {
 	if err := n.stop(n.a); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	// B's application sees the reset.
-	s.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if _, err := s.Read(make([]byte, 10)); err == nil || errors.Is(err, io.EOF) || isTimeout(err) {
-		t.Errorf("B's read after A stopped: %v, want a reset", err)
+	// Both applications see the reset.
+	for _, x := range []net.Conn{c, s} {
+		x.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := x.Read(make([]byte, 10)); err == nil || errors.Is(err, io.EOF) || isTimeout(err) {
+			t.Errorf("read on %v after A stopped: %v, want a reset", x.LocalAddr(), err)
+		}
 	}
 	// A's application cannot send in clear any more.
 	after := []byte("AFTER-STOP-SECRET-")
@@ -581,5 +601,53 @@ func TestDivertApply(t *testing.T) {
 	bad := core.Policy{ExcludeAddrs: []netip.Prefix{{}}}
 	if err := n.a.backend.Apply(bad); err == nil {
 		t.Error("an invalid policy was applied")
+	}
+}
+
+// TestDivertApplyWidens: a port excluded at start is captured after an
+// Apply that no longer excludes it, by a handle of its own, while the
+// connections the first handles carry go on.
+func TestDivertApplyWidens(t *testing.T) {
+	n := newHosts(t)
+	excl := core.DefaultPolicy()
+	excl.ExcludePorts = []uint16{7950, 7952}
+	n.startBackend(n.a, 2, func(c Config, _ *e2eHost) (core.Backend, error) {
+		c.Policy = excl
+		return NewDivert(c)
+	})
+	n.startBackend(n.b, 1, newDivertBackend)
+	n.startPumps()
+	c, s := n.dial(false, 7950)
+	transfer(t, c, s, []byte("excluded-at-start-"), 8<<10)
+	if !n.wireContains([]byte("excluded-at-start-")) {
+		t.Fatal("the excluded port was encrypted")
+	}
+	c2, s2 := n.dial(false, 7951)
+	transfer(t, c2, s2, []byte("secret-before-"), 8<<10)
+
+	before := n.m.openHandles()
+	if err := n.a.backend.Apply(core.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	n.addHandles(n.a, before, 1)
+	c3, s3 := n.dial(false, 7952)
+	transfer(t, c3, s3, []byte("SECRET-AFTER-APPLY-"), 16<<10)
+	if n.wireContains([]byte("SECRET-AFTER-APPLY-")) {
+		t.Error("the port the new policy captures is still sent in clear")
+	}
+	if _, ok := encryptedConn(n.a.backend, addrPort(c3, true), addrPort(c3, false)); !ok {
+		t.Error("the new connection on the formerly excluded port is not encrypted")
+	}
+	// The connection of the first handles continues, encrypted.
+	transfer(t, c2, s2, []byte("SECRET-STILL-"), 8<<10)
+	if n.wireContains([]byte("SECRET-STILL-")) {
+		t.Error("the older connection lost its encryption")
+	}
+	// A second widening of nothing opens nothing.
+	if err := n.a.backend.Apply(core.DefaultPolicy()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(n.m.openHandles()) - len(before); got != 1 {
+		t.Errorf("%d handles added, want 1", got)
 	}
 }

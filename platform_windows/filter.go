@@ -209,3 +209,90 @@ func writePartition(b *filterBuilder, part, parts int) {
 	}
 	b.WriteString(")")
 }
+
+// WidenFilter is the filter of an extra handle that captures, from now
+// on, what policy p captures and the handles opened for the policies in
+// open do not: "captured by p, and excluded by each of open". WinDivert
+// cannot change a handle's filter, and replacing a handle would capture
+// packets twice or not at all for a moment; a handle for the difference
+// is mutually exclusive with the open ones by construction, as handles of
+// one priority must be. It returns "" when p captures nothing new.
+func WidenFilter(p *core.Policy, open []core.Policy) (string, error) {
+	var b filterBuilder
+	b.test("tcp")
+	b.WriteString(" and ")
+	b.test("!loopback")
+	if err := writeExclusions(&b, p); err != nil {
+		return "", err
+	}
+	for i := range open {
+		if len(open[i].ExcludePorts) == 0 && len(open[i].ExcludeAddrs) == 0 {
+			return "", nil // that handle captures everything already
+		}
+		b.WriteString(" and ")
+		if err := writeExcludedBy(&b, &open[i]); err != nil {
+			return "", err
+		}
+	}
+	if b.tests > maxFilterTests {
+		return "", fmt.Errorf("windivert: capturing what the new policy no longer excludes needs %d filter tests, more than the %d WinDivert can hold; restart the service to apply it", b.tests, maxFilterTests)
+	}
+	return b.String(), nil
+}
+
+// writeExcludedBy writes "one of p's exclusions matches the packet": the
+// positive form of what writeExclusions rules out (the filter language
+// negates single tests only).
+func writeExcludedBy(b *filterBuilder, p *core.Policy) error {
+	first := true
+	or := func() {
+		if !first {
+			b.WriteString(" or ")
+		}
+		first = false
+	}
+	b.WriteString("(")
+	ports := slices.Clone(p.ExcludePorts)
+	slices.Sort(ports)
+	for _, port := range slices.Compact(ports) {
+		s := strconv.Itoa(int(port))
+		or()
+		b.test("tcp.SrcPort == " + s)
+		b.WriteString(" or ")
+		b.test("tcp.DstPort == " + s)
+	}
+	for _, pfx := range p.ExcludeAddrs {
+		if !pfx.IsValid() {
+			return errors.New("windivert: an excluded address prefix is invalid")
+		}
+		pfx = unmapPrefix(pfx).Masked()
+		proto := "ip"
+		if pfx.Addr().Is6() {
+			proto = "ipv6"
+		}
+		or()
+		if pfx.Bits() == 0 {
+			b.test(proto)
+			continue
+		}
+		lo, hi := pfx.Addr(), lastAddr(pfx)
+		writeInside(b, proto+".SrcAddr", lo, hi)
+		b.WriteString(" or ")
+		writeInside(b, proto+".DstAddr", lo, hi)
+	}
+	b.WriteString(")")
+	return nil
+}
+
+// writeInside writes "field is in [lo, hi]".
+func writeInside(b *filterBuilder, field string, lo, hi netip.Addr) {
+	if lo == hi {
+		b.test(field + " == " + lo.String())
+		return
+	}
+	b.WriteString("(")
+	b.test(field + " >= " + lo.String())
+	b.WriteString(" and ")
+	b.test(field + " <= " + hi.String())
+	b.WriteString(")")
+}

@@ -233,3 +233,70 @@ func FuzzFilterEval(f *testing.F) {
 		n(&p)
 	})
 }
+
+// TestWidenFilter: after policies open[0..] were captured by handles, the
+// extra handle for p captures exactly what p captures and none of them
+// did, so no packet reaches two handles.
+func TestWidenFilter(t *testing.T) {
+	pfx := func(s ...string) (out []netip.Prefix) {
+		for _, x := range s {
+			out = append(out, netip.MustParsePrefix(x))
+		}
+		return out
+	}
+	cases := []struct {
+		open []core.Policy
+		p    core.Policy
+		none bool // nothing new to capture
+	}{
+		{[]core.Policy{{ExcludePorts: []uint16{22, 3389}}}, core.Policy{ExcludePorts: []uint16{22}}, false},
+		{[]core.Policy{{ExcludeAddrs: pfx("10.0.0.0/8", "fd00::/8")}}, core.Policy{ExcludeAddrs: pfx("10.1.0.0/16")}, false},
+		{[]core.Policy{{ExcludePorts: []uint16{445}, ExcludeAddrs: pfx("192.168.1.7/32", "::/0")}, {ExcludePorts: []uint16{445}}}, core.DefaultPolicy(), false},
+		{[]core.Policy{{ExcludeAddrs: pfx("0.0.0.0/0")}}, core.Policy{}, false},
+		{[]core.Policy{{ExcludePorts: []uint16{22}}, {}}, core.Policy{}, true},
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for i, c := range cases {
+		f, err := WidenFilter(&c.p, c.open)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.none {
+			if f != "" {
+				t.Errorf("case %d: %q, want none", i, f)
+			}
+			continue
+		}
+		extra, err := parseFilter(f)
+		if err != nil {
+			t.Fatalf("case %d: %v\n%s", i, err, f)
+		}
+		var olds []evalNode
+		for _, o := range c.open {
+			s, _ := DivertFilter(&o, 0, 1)
+			n, err := parseFilter(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			olds = append(olds, n)
+		}
+		for range 4000 {
+			pk := randomPacket(r)
+			ap, bp := netip.AddrPortFrom(pk.src, pk.sport), netip.AddrPortFrom(pk.dst, pk.dport)
+			captured := pk.tcp && !pk.loopback
+			wantNew := captured && !c.p.Excluded(ap, bp)
+			oldAny := false
+			for j, o := range olds {
+				if o(&pk) {
+					if extra(&pk) {
+						t.Fatalf("case %d: %+v matches open handle %d and the extra one", i, pk, j)
+					}
+					oldAny = true
+				}
+			}
+			if got := extra(&pk); got != (wantNew && !oldAny) {
+				t.Fatalf("case %d: %+v: extra handle %v, want %v\n%s", i, pk, got, wantNew && !oldAny, f)
+			}
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/windows"
 
+	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/packet"
 )
 
@@ -42,6 +43,14 @@ func TestFiltersWithRealWinDivert(t *testing.T) {
 				}
 				filters = append(filters, f)
 			}
+		}
+	}
+	for i := 1; i < len(filterCases); i++ {
+		open := []core.Policy{filterCases[i].policy, filterCases[i-1].policy}
+		if f, err := WidenFilter(&filterCases[0].policy, open); err != nil {
+			t.Fatal(err)
+		} else if f != "" {
+			filters = append(filters, f)
 		}
 	}
 	r := rand.New(rand.NewPCG(3, 4))
