@@ -503,7 +503,9 @@ func (r *Redirect) packet(raw []byte, addr *Address, now time.Time) {
 		case dst.Port() == r.port || dst.Port() == r.portIn:
 			// Nobody on the network may reach the proxy directly:
 			// its connections come only by reflection or redirection.
-			r.st.Foreign.Add(1)
+			if n := r.st.Foreign.Add(1); n&(n-1) == 0 {
+				r.cfg.Log.Info("tcpinc: dropped packets from the network to the proxy's port", "from", pk.Src(), "times", n)
+			}
 		case r.own.has(dst.Port()):
 			r.hookPacket(raw, addr, flowOf(&pk, false), redirect.Inbound, now)
 		default:
@@ -661,7 +663,7 @@ func (r *Redirect) fromProxyIn(raw []byte, addr *Address, f flow, flags packet.F
 	}
 	r.fmu.Unlock()
 	if !ok {
-		r.st.Unknown.Add(1)
+		r.unknown(f)
 		return
 	}
 	buf := r.scratch(len(raw))
@@ -800,10 +802,19 @@ func (r *Redirect) fromProxy(raw []byte, addr *Address, f flow, flags packet.Fla
 	}
 	r.fmu.Unlock()
 	if !ok {
-		r.st.Unknown.Add(1)
+		r.unknown(f)
 		return
 	}
 	r.reflect(raw, addr, app.remote, app.local, &r.st.Reflected[1])
+}
+
+// unknown drops a packet of the proxy's listeners that belongs to no
+// proxied connection (one forgotten after it closed): sent on, it would
+// reach the peer from the proxy's port.
+func (r *Redirect) unknown(f flow) {
+	if n := r.st.Unknown.Add(1); n&(n-1) == 0 {
+		r.cfg.Log.Debug("tcpinc: dropped a proxy packet of no proxied connection", "local", f.local, "remote", f.remote, "times", n)
+	}
 }
 
 // reflect rewrites a captured outbound packet to src → dst and injects it
