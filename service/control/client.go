@@ -37,7 +37,7 @@ type Client struct {
 // Dial connects to the control socket at path. If nothing listens there
 // the error is an *UnreachableError.
 func Dial(path string) (*Client, error) {
-	c, err := net.DialTimeout("unix", path, ioTimeout)
+	c, err := dialConn(path, ioTimeout)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist), isRefused(err):

@@ -1,6 +1,7 @@
 // Package control is the local control protocol between tcpincd and its
 // clients (the tcpinc command, the tray icon, the tcpincapi package):
-// newline-delimited JSON over a Unix socket (AF_UNIX on Windows too).
+// newline-delimited JSON over a Unix socket (a named pipe on Windows,
+// \\.\pipe\tcpinc).
 //
 // A client sends one request per line and reads one response line for each:
 //

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,8 @@ import (
 	"tcpinc.dev/tcpinc/core/eno"
 	"tcpinc.dev/tcpinc/core/tcpcrypt"
 )
+
+var pipeSeq atomic.Uint64
 
 type fakeHandler struct {
 	status StatusReply
@@ -31,6 +35,10 @@ func (f *fakeHandler) Conns() ([]ConnJSON, error)   { return f.conns, f.err }
 // and t.TempDir can be longer than that.
 func sockPath(t testing.TB) string {
 	t.Helper()
+	if runtime.GOOS == "windows" {
+		// A named pipe (listen_windows.go): unique per test.
+		return fmt.Sprintf(`\\.\pipe\tcpinc-test-%d-%d`, os.Getpid(), pipeSeq.Add(1))
+	}
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c.sock")
 	if len(p) < 100 {
@@ -121,7 +129,7 @@ func TestStatusAndConns(t *testing.T) {
 func TestEmptyConnsIsArray(t *testing.T) {
 	path := sockPath(t)
 	startServer(t, path, &fakeHandler{})
-	c, err := net.Dial("unix", path)
+	c, err := dialConn(path, ioTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +164,7 @@ func TestHandlerError(t *testing.T) {
 func TestProtocolErrors(t *testing.T) {
 	path := sockPath(t)
 	startServer(t, path, &fakeHandler{})
-	c, err := net.Dial("unix", path)
+	c, err := dialConn(path, ioTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}

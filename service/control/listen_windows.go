@@ -3,11 +3,8 @@ package control
 import (
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/windows"
+	"time"
 )
 
 // DefaultAdminGroup is unused on Windows, where elevated members of
@@ -17,82 +14,78 @@ const DefaultAdminGroup = ""
 // windowsAccess is true: admin rights come from the caller's token.
 const windowsAccess = true
 
-// DefaultPath is where tcpincd listens unless told otherwise: an AF_UNIX
-// socket under %ProgramData%\tcpinc.
-var DefaultPath = filepath.Join(programData(), "tcpinc", "tcpincd.sock")
+// DefaultPath is where tcpincd listens unless told otherwise: the named
+// pipe \\.\pipe\tcpinc.
+const DefaultPath = pipePrefix + "tcpinc"
 
-func programData() string {
-	if d := os.Getenv("ProgramData"); d != "" {
-		return d
+const pipePrefix = `\\.\pipe\`
+
+// PipeName returns the named pipe for a control.socket setting or
+// --control flag on Windows: \\.\pipe\NAME as it is (or with forward
+// slashes), or a bare NAME, which means \\.\pipe\NAME. Any other path is
+// an error that says what to write instead: on Windows the control
+// endpoint is a pipe, not a file.
+func PipeName(s string) (string, error) {
+	p := strings.ReplaceAll(s, "/", `\`)
+	if len(p) > len(pipePrefix) && strings.EqualFold(p[:len(pipePrefix)], pipePrefix) {
+		rest := p[len(pipePrefix):]
+		if !strings.ContainsRune(rest, 0) {
+			return pipePrefix + rest, nil
+		}
 	}
-	return `C:\ProgramData`
+	if s != "" && !strings.ContainsAny(s, `\/:`+"\x00") {
+		return pipePrefix + s, nil
+	}
+	return "", fmt.Errorf("control socket %q: on Windows tcpincd listens on a named pipe; set control.socket (or --control) to %s or to \\\\.\\pipe\\NAME", s, DefaultPath)
 }
 
-// Socket file ACLs (SDDL), protected from inheritance: LocalSystem and
-// Administrators have full control; Users may open the socket (connecting
-// to an AF_UNIX socket needs write access to its file) unless private.
+// Security descriptors of the pipe (SDDL), protected from inheritance,
+// owned by Administrators (clients check the owner, so that a pipe of
+// the same name made by someone else is not taken for tcpincd's).
+// LocalSystem and Administrators have full control. Authenticated Users
+// may connect, read and write (0x12019b: FILE_GENERIC_READ, and
+// FILE_GENERIC_WRITE without FILE_APPEND_DATA, which on a pipe is the
+// right to create another instance of it) unless the socket is private.
 // Whether a caller may change state is decided per request from the
 // caller's token (see peerCred), not from the ACL.
 const (
-	sddlShared  = "D:P(A;;FA;;;SY)(A;;FA;;;BA)(A;;FRFW;;;BU)"
-	sddlPrivate = "D:P(A;;FA;;;SY)(A;;FA;;;BA)"
-	// The directory: full control for LocalSystem and Administrators,
-	// read and traverse for Users, inherited by what is created in it.
-	sddlDir = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;FRFX;;;BU)"
+	sddlShared  = "O:BAD:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x12019b;;;AU)"
+	sddlPrivate = "O:BAD:P(A;;GA;;;SY)(A;;GA;;;BA)"
 )
 
-// Listen creates the control socket at path (an AF_UNIX socket; Windows
-// 10 1803 and later) and restricts its file with an ACL. acc.AdminGroup is
-// ignored: on Windows the Administrators group controls. The Access is
-// optional.
+// Listen creates the control pipe (see PipeName) with its security
+// descriptor. It fails if the pipe exists already: another tcpincd runs,
+// or another process holds the name. acc.AdminGroup is ignored: on
+// Windows the Administrators group controls. The Access is optional.
 func Listen(path string, accs ...Access) (*Listener, error) {
 	var acc Access
 	if len(accs) > 0 {
 		acc = accs[0]
 	}
-	a := access{Access: acc, adminGID: -1}
-	dir := filepath.Dir(path)
-	_, statErr := os.Stat(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the control socket's directory: %w", err)
-	}
-	// Users may create folders under %ProgramData%: make sure nobody
-	// but the system and administrators can put files into tcpincd's
-	// directory (a planted socket would answer for tcpincd). A directory
-	// someone else chose and made is left as it is.
-	if os.IsNotExist(statErr) || strings.EqualFold(dir, filepath.Dir(DefaultPath)) {
-		if err := setFileACL(dir, sddlDir); err != nil {
-			return nil, fmt.Errorf("restricting the control socket's directory %s with an ACL: %w", dir, err)
-		}
-	}
-	if err := removeStale(path); err != nil {
+	name, err := PipeName(path)
+	if err != nil {
 		return nil, err
 	}
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listening on the control socket: %w", err)
-	}
-	ln.SetUnlinkOnClose(true)
 	sddl := sddlShared
 	if acc.Private {
 		sddl = sddlPrivate
 	}
-	if err := setFileACL(path, sddl); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("restricting the control socket with an ACL: %w", err)
+	ln, err := listenPipe(name, sddl)
+	if err != nil {
+		return nil, fmt.Errorf("listening on the control pipe: %w", err)
 	}
-	return &Listener{Listener: ln, access: a, peer: peerCred}, nil
+	return &Listener{Listener: ln, access: access{Access: acc, adminGID: -1}, peer: peerCred}, nil
 }
 
-func setFileACL(path, sddl string) error {
-	sd, err := windows.SecurityDescriptorFromString(sddl)
+// dialConn opens the control pipe for Dial.
+func dialConn(path string, timeout time.Duration) (net.Conn, error) {
+	name, err := PipeName(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	dacl, _, err := sd.DACL()
+	c, err := dialPipe(name, timeout)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return windows.SetNamedSecurityInfo(path, windows.SE_FILE_OBJECT,
-		windows.DACL_SECURITY_INFORMATION|windows.PROTECTED_DACL_SECURITY_INFORMATION, nil, nil, dacl, nil)
+	return c, nil
 }

@@ -3,41 +3,34 @@ package control
 import (
 	"fmt"
 	"net"
-	"unsafe"
 
 	"golang.org/x/sys/windows"
 )
 
-// sioAFUnixGetPeerPID is SIO_AF_UNIX_GETPEERPID, _WSAIOR(IOC_VENDOR, 256):
-// the process id of an AF_UNIX socket's peer.
-const sioAFUnixGetPeerPID = 0x40000000 | 0x18000000 | 256
-
-// peerCred finds the calling process from the socket and decides from
-// its access token: LocalSystem, or a token in which the Administrators
+// peerCred finds the calling process from the pipe and decides from its
+// access token: LocalSystem, or a token in which the Administrators
 // group is enabled (an elevated process), may control. A process of an
 // administrator that is not elevated has that group only for deny, so it
 // may read but not control, as with other Windows tools.
 func peerCred(c net.Conn, a *access) (Peer, error) {
 	p := Peer{UID: -1}
-	uc, ok := c.(*net.UnixConn)
+	pc, ok := c.(*pipeConn)
 	if !ok {
-		return p, fmt.Errorf("control connection is a %T, not an AF_UNIX socket", c)
+		return p, fmt.Errorf("control connection is a %T, not a named pipe", c)
 	}
-	raw, err := uc.SyscallConn()
+	raw, err := pc.f.SyscallConn()
 	if err != nil {
 		return p, err
 	}
 	var pid uint32
-	var ierr error
-	if err := raw.Control(func(fd uintptr) {
-		var n uint32
-		ierr = windows.WSAIoctl(windows.Handle(fd), sioAFUnixGetPeerPID, nil, 0,
-			(*byte)(unsafe.Pointer(&pid)), uint32(unsafe.Sizeof(pid)), &n, nil, 0)
+	var perr error
+	if err := raw.Control(func(h uintptr) {
+		perr = windows.GetNamedPipeClientProcessId(windows.Handle(h), &pid)
 	}); err != nil {
 		return p, err
 	}
-	if ierr != nil {
-		return p, fmt.Errorf("SIO_AF_UNIX_GETPEERPID: %w", ierr)
+	if perr != nil {
+		return p, fmt.Errorf("GetNamedPipeClientProcessId: %w", perr)
 	}
 	p.PID = int(pid)
 	admin, err := processIsAdmin(pid)
