@@ -24,6 +24,7 @@ const (
 	codeDriverFailedPriorUnload = 654
 	codeOperationAborted        = 995
 	codeIOPending               = 997
+	codeServiceDatabaseLocked   = 1055
 	codeServiceDisabled         = 1058
 	codeServiceDoesNotExist     = 1060
 	codeDLLInitFailed           = 1114
@@ -101,7 +102,10 @@ func hint(op string, code uint32, dir string) string {
 			return "the Base Filtering Engine service (BFE), which WinDivert needs, is not running; start it: sc config BFE start= auto && sc start BFE"
 		case codeDLLInitFailed:
 			return fmt.Sprintf("the WinDivert.dll in %s failed to initialise (a damaged or foreign build); reinstall tcpinc", dir)
+		case codeServiceDatabaseLocked:
+			return "the Windows service manager is busy (an installation is running) and could not start the WinDivert driver; start tcpinc again in a moment"
 		}
+		return "WinDivert could not load its driver; see Troubleshooting in docs/windows.md"
 	case opSend:
 		if code == codeHostUnreachable {
 			return "a packet looped between tcpinc and another packet-injecting driver until its TTL ran out; another WinDivert or WFP product is re-injecting tcpinc's packets"

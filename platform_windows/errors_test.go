@@ -27,6 +27,8 @@ func TestErrorHints(t *testing.T) {
 		{opOpen, codeInvalidParameter, []string{"bug in tcpinc"}},
 		{opOpen, codeBadPathname, []string{dir}},
 		{opOpen, codeDLLInitFailed, []string{"failed to initialise", "reinstall"}},
+		{opOpen, codeServiceDatabaseLocked, []string{"service manager is busy"}},
+		{opOpen, 1234, []string{"could not load its driver", "docs/windows.md"}},
 		{opLoad, codeModNotFound, []string{"WinDivert.dll is not in", dir, "reinstall"}},
 		{opLoad, codeBadExeFormat, []string{"not a loadable x64 DLL", "placeholder", dir}},
 		{opLoad, codeProcNotFound, []string{"not version 2.x"}},
