@@ -90,7 +90,7 @@ func (p *Policy) Excluded(a, b netip.AddrPort) bool {
 			return true
 		}
 		for _, pfx := range p.ExcludeAddrs {
-			if pfx.Contains(addr) {
+			if unmapPrefix(pfx).Contains(addr) {
 				return true
 			}
 		}
@@ -101,6 +101,15 @@ func (p *Policy) Excluded(a, b netip.AddrPort) bool {
 		}
 	}
 	return false
+}
+
+// unmapPrefix turns an IPv4-mapped IPv6 prefix (::ffff:10.0.0.0/104) into
+// the IPv4 prefix it denotes, since addresses are compared unmapped.
+func unmapPrefix(p netip.Prefix) netip.Prefix {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		return netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p
 }
 
 // ConnInfo describes one connection a backend tracks. Nothing in it is
