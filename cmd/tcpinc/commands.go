@@ -119,6 +119,9 @@ func writeStatus(w io.Writer, st *control.StatusReply) {
 		if st.Since != "" {
 			state += " since " + st.Since
 		}
+	} else if st.CaptureError != "" {
+		// tcpincd runs (as a service) but cannot capture.
+		state = "capture unavailable: " + st.CaptureError
 	}
 	enc := "off: new connections stay plain (tcpinc up turns it on)"
 	if st.Enabled {

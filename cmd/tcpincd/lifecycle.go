@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/kardianos/service"
 
@@ -34,6 +32,11 @@ const serviceDescription = "Encrypts TCP connections with TCP-ENO and tcpcrypt w
 // lifecycle_<os>.go.
 func serviceConfig(configPath string) (*service.Config, error) {
 	args := []string{"run"}
+	if runtime.GOOS == "windows" {
+		// Says it runs under the SCM rather than leaving it to detection
+		// (which fails under wine): see runUnderSCM.
+		args = append(args, "--service")
+	}
 	if configPath != "" {
 		abs, err := filepath.Abs(configPath)
 		if err != nil {
@@ -53,70 +56,25 @@ func serviceConfig(configPath string) (*service.Config, error) {
 	}, nil
 }
 
-// program runs the daemon under a service manager that needs the
-// kardianos/service protocol (the Windows SCM).
-type program struct {
-	run    func(ctx context.Context) error
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan error
-}
+// program is the kardianos/service Interface for install, uninstall,
+// start, stop and status, which never run it: under the Windows SCM,
+// 'tcpincd run --service' runs the daemon itself (runUnderSCM), and the
+// other service managers run 'tcpincd run' as a plain process.
+type program struct{}
 
-func (p *program) Start(s service.Service) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	p.cancel, p.done = cancel, make(chan error, 1)
-	go func() {
-		err := p.run(ctx)
-		if err != nil && ctx.Err() == nil {
-			// The backend failed on its own: exit non-zero so that the
-			// service manager's recovery action restarts us.
-			p.log.Error("tcpincd failed", "err", err)
-			os.Exit(cli.ExitFailure)
-		}
-		p.done <- err
-	}()
-	return nil
-}
-
-func (p *program) Stop(s service.Service) error {
-	if p.cancel == nil {
-		return nil
-	}
-	p.cancel()
-	select {
-	case err := <-p.done:
-		return err
-	case <-time.After(25 * time.Second):
-		return errors.New("tcpincd did not stop within 25 s")
-	}
-}
+func (program) Start(service.Service) error { return nil }
+func (program) Stop(service.Service) error  { return nil }
 
 // runService runs the daemon in the foreground, or under the Windows
-// service control manager when it started us.
-func runService(configPath string, cfg config.Config, found bool, level *slog.LevelVar, log *slog.Logger) error {
-	if runtime.GOOS == "windows" && !service.Interactive() {
-		sc, err := serviceConfig("")
-		if err != nil {
-			return err
-		}
-		p := &program{log: log}
-		s, err := service.New(p, sc)
-		if err != nil {
-			return fmt.Errorf("connecting to the service manager: %w", err)
-		}
-		// Under the SCM stderr goes nowhere: log to the event log.
-		if sl, err := s.Logger(nil); err == nil {
-			log = slog.New(newServiceLogHandler(sl, level))
-			p.log = log
-		}
-		p.run = func(ctx context.Context) error {
-			return runDaemonLoop(ctx, configPath, cfg, found, level, log, nil)
-		}
-		return s.Run()
+// service control manager when asked to (run --service) or when it
+// started us (detection, for a service registered with a plain 'run').
+func runService(asService bool, configPath string, cfg config.Config, found bool, level *slog.LevelVar, log *slog.Logger) error {
+	if asService || isWindowsService() {
+		return runUnderSCM(configPath, cfg, found, level, log)
 	}
 	ctx, reload, stop := signalContext()
 	defer stop()
-	return runDaemonLoop(ctx, configPath, cfg, found, level, log, reload)
+	return runDaemonLoop(ctx, configPath, cfg, found, false, level, log, reload)
 }
 
 const serviceUsage = `Usage: tcpincd %[1]s%[2]s
@@ -165,7 +123,7 @@ func cmdService(action string, args []string, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	s, err := service.New(&program{}, sc)
+	s, err := service.New(program{}, sc)
 	if err != nil {
 		return 0, fmt.Errorf("no supported service manager found (%w); run 'tcpincd run' under your own supervisor", err)
 	}

@@ -7,7 +7,7 @@
 //
 //	tcpincd run [--config FILE] [--mode auto|divert|redirect] [--control PATH]
 //	            [--queue N] [--queues N] [--exclude-port P]... [--exclude-addr PREFIX]...
-//	            [--log-level LEVEL]
+//	            [--log-level LEVEL] [--service (Windows)]
 //	tcpincd install [--config FILE] | uninstall | start | stop | restart | status
 //	tcpincd --print-default-config
 //	tcpincd version
@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -142,6 +143,7 @@ type runOptions struct {
 	excludePorts []uint16
 	excludeAddrs []netip.Prefix
 	logLevel     slog.Level
+	service      bool            // run under the Windows SCM (--service)
 	set          map[string]bool // flags given
 }
 
@@ -162,7 +164,7 @@ func parseRun(args []string, stdout io.Writer) (runOptions, error) {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.config, "config", "", "configuration `file` (default "+config.DefaultPath+", optional)")
 	fs.StringVar(&o.mode, "mode", o.mode, "capture `mode`: auto, divert, redirect")
-	fs.StringVar(&o.control, "control", "", "control socket `path` (default from the configuration)")
+	fs.StringVar(&o.control, "control", "", "control socket `path` (on Windows a named pipe: NAME or \\\\.\\pipe\\NAME; default from the configuration)")
 	fs.Func("queue", "first NFQUEUE `number` (default 0)", func(s string) error {
 		n, err := strconv.ParseUint(s, 10, 16)
 		if err != nil {
@@ -195,6 +197,9 @@ func parseRun(args []string, stdout io.Writer) (runOptions, error) {
 	fs.Func("log-level", "log `level`: debug, info, warn, error (default info)", func(s string) error {
 		return o.logLevel.UnmarshalText([]byte(s))
 	})
+	if runtime.GOOS == "windows" {
+		fs.BoolVar(&o.service, "service", false, "run under the service control manager (what the installed service runs; it keeps running without capture when WinDivert cannot start)")
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, runUsage)
@@ -265,5 +270,5 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	return runService(o.config, cfg, found, level, log)
+	return runService(o.service, o.config, cfg, found, level, log)
 }

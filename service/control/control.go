@@ -116,6 +116,11 @@ type StatusReply struct {
 	Config string `json:"config,omitempty"`
 	// Since is when the daemon started capturing (RFC 3339).
 	Since string `json:"since,omitempty"`
+	// CaptureError, when not empty, says why the daemon does not
+	// capture: it runs without capture (as a service does when, for
+	// instance, the WinDivert driver cannot load) and tries again on
+	// reload or up. Clients show it as "capture unavailable: " and it.
+	CaptureError string `json:"capture_error,omitempty"`
 }
 
 // VersionReply answers MethodVersion.

@@ -42,6 +42,17 @@ type Options struct {
 	// Log's handler: Reload changes it when log.level changes.
 	Log   *slog.Logger
 	Level *slog.LevelVar
+	// StayUp keeps the daemon up, serving the control socket, when
+	// capture cannot start or its backend fails, instead of returning
+	// the error from Run: for a service whose manager would otherwise
+	// restart it in a loop, or whose installer rolls back a service that
+	// does not start (the Windows SCM and Windows Installer). Status
+	// then reports CaptureError. See Run for when capture is retried.
+	StayUp bool
+	// RetryMin and RetryMax bound the back-off of the automatic retries
+	// after a running backend failed (StayUp only); 0 means 5 s and
+	// 5 min.
+	RetryMin, RetryMax time.Duration
 }
 
 // Daemon is a running tcpincd.
@@ -49,10 +60,15 @@ type Daemon struct {
 	opts Options
 	log  *slog.Logger
 
-	mu      sync.Mutex // guards cfg, enabled, found
+	mu      sync.Mutex // guards cfg, enabled, found, gen, captureErr and changes of backend
 	cfg     config.Config
 	found   bool
-	enabled bool // effective Enabled: the config's, or tcpinc up/down
+	enabled bool   // effective Enabled: the config's, or tcpinc up/down
+	gen     uint64 // counts changes of cfg and enabled
+	// captureErr says why capture is unavailable (StayUp), "" while
+	// it runs or starts.
+	captureErr string
+	retry      chan struct{} // a request to try capturing again (StayUp)
 
 	backend atomic.Pointer[backendBox]
 	ctl     atomic.Pointer[control.Listener]
@@ -79,7 +95,14 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{opts: opts, log: opts.Log, cfg: opts.Config, found: opts.Found, enabled: opts.Config.Enabled}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = 5 * time.Second
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(5*time.Minute, opts.RetryMin)
+	}
+	d := &Daemon{opts: opts, log: opts.Log, cfg: opts.Config, found: opts.Found, enabled: opts.Config.Enabled,
+		retry: make(chan struct{}, 1)}
 	return d, nil
 }
 
@@ -91,12 +114,24 @@ func (d *Daemon) policyLocked() core.Policy {
 }
 
 // Run listens on the control socket, starts the backend and captures
-// until ctx ends or the backend fails. On return the backend is closed
-// (encrypted connections are reset, rules removed) and the socket gone.
+// until ctx ends. On return the backend is closed (encrypted connections
+// are reset, rules removed) and the socket gone.
+//
+// When the backend cannot be built or its Run fails, Run returns that
+// error, unless Options.StayUp is set. Then the daemon stays up without
+// capture: it keeps serving the control socket, Status reports the
+// reason as CaptureError, and the log says it once (and again only when
+// the reason changes). Capture is tried again on 'tcpinc reload' and
+// 'tcpinc up'. A backend that had been capturing and then failed is
+// also retried by itself, after RetryMin, doubling up to RetryMax, until
+// it captures again: that failure may pass. A backend that never started
+// (no driver, driver blocked, no arm64 driver, no privilege) is not
+// retried by itself: that needs someone to change something, and an
+// attempt every few minutes would only fill the log.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	cfg := d.cfg
-	policy := d.policyLocked()
+	enabled := d.enabled
 	d.mu.Unlock()
 
 	// The control socket first: if another tcpincd runs, fail before
@@ -115,16 +150,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return fmt.Errorf("metrics endpoint %s: %w (change or clear metrics.listen)", cfg.MetricsListen, err)
 		}
 	}
-
-	b, err := d.opts.NewBackend(&cfg, policy, d.log)
-	if err != nil {
-		ln.Close()
-		if mln != nil {
-			mln.Close()
-		}
-		return fmt.Errorf("starting the %s capture backend: %w", cfg.Mode, err)
-	}
-	d.backend.Store(&backendBox{b})
 
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
@@ -150,34 +175,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 
-	d.log.Info("tcpincd starting", "version", version.String(), "mode", b.Mode(), "enabled", policy.Enabled,
+	d.log.Info("tcpincd starting", "version", version.String(), "mode", cfg.Mode, "enabled", enabled,
 		"control", cfg.Control.Socket, "config", d.configName(), "metrics", cfg.MetricsListen)
-	// Running means capturing: a backend that can say when its rules
-	// are in (Ready) sets it then, others as Run starts.
-	runDone, readyExit := make(chan struct{}), make(chan struct{})
-	if r, ok := b.(Readier); ok {
-		go func() {
-			defer close(readyExit)
-			select {
-			case <-r.Ready():
-				d.since.Store(time.Now().UnixNano())
-				d.running.Store(true)
-			case <-runDone:
-			}
-		}()
-	} else {
-		close(readyExit)
-		d.since.Store(time.Now().UnixNano())
-		d.running.Store(true)
-	}
-	runErr := b.Run(runCtx)
-	close(runDone)
-	<-readyExit
-	d.running.Store(false)
+	runErr := d.captureLoop(runCtx)
 	if ctx.Err() != nil {
 		d.log.Info("tcpincd stopping")
-	} else if runErr != nil {
-		d.log.Error("capture backend failed", "err", runErr)
 	}
 
 	stopSrv()
@@ -187,12 +189,152 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cancel()
 	}
 	wg.Wait()
-	closeErr := b.Close()
-	if err := errors.Join(runErr, srvErr, closeErr); err != nil {
+	if err := errors.Join(runErr, srvErr); err != nil {
 		return err
 	}
 	d.log.Info("tcpincd stopped; capture rules removed")
 	return nil
+}
+
+// captureLoop captures until ctx ends. Without StayUp it returns the
+// first failure; with it, it reports failures and retries (see Run).
+func (d *Daemon) captureLoop(ctx context.Context) error {
+	wait := d.opts.RetryMin
+	auto := false // retry by itself: a running backend failed
+	for {
+		ran, err := d.captureOnce(ctx)
+		if ctx.Err() != nil {
+			return err // from Close
+		}
+		if err == nil {
+			err = errors.New("the capture backend stopped on its own")
+		}
+		if !d.opts.StayUp {
+			if ran {
+				d.log.Error("capture backend failed", "err", err)
+			}
+			return err
+		}
+		if ran {
+			auto, wait = true, d.opts.RetryMin
+		}
+		d.setCaptureError(err, auto, wait)
+		var timer <-chan time.Time
+		var t *time.Timer
+		if auto {
+			t = time.NewTimer(wait)
+			timer = t.C
+			wait = min(2*wait, d.opts.RetryMax)
+		}
+		select {
+		case <-ctx.Done():
+		case <-d.retry:
+			d.log.Info("trying to start capture again")
+		case <-timer:
+			d.log.Debug("trying to start capture again (automatic retry)")
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// captureOnce builds a backend and runs it until ctx ends or it fails,
+// then closes it. ran reports whether it got as far as capturing.
+func (d *Daemon) captureOnce(ctx context.Context) (ran bool, err error) {
+	d.mu.Lock()
+	cfg := d.cfg
+	policy := d.policyLocked()
+	gen := d.gen
+	d.mu.Unlock()
+
+	b, err := d.opts.NewBackend(&cfg, policy, d.log)
+	if err != nil {
+		return false, fmt.Errorf("starting the %s capture backend: %w", cfg.Mode, err)
+	}
+	d.mu.Lock()
+	d.backend.Store(&backendBox{b})
+	// Reload or tcpinc up/down while the backend was being built.
+	if d.gen != gen {
+		if err := b.Apply(d.policyLocked()); err != nil {
+			d.log.Warn("applying the policy changed during start", "err", err)
+		}
+	}
+	hadErr := d.captureErr != ""
+	d.captureErr = ""
+	d.mu.Unlock()
+	if hadErr {
+		d.log.Info("capture available again", "mode", b.Mode())
+	}
+
+	// Running means capturing: a backend that can say when its rules
+	// are in (Ready) sets it then, others as Run starts.
+	var readied atomic.Bool
+	runDone, readyExit := make(chan struct{}), make(chan struct{})
+	if r, ok := b.(Readier); ok {
+		go func() {
+			defer close(readyExit)
+			select {
+			case <-r.Ready():
+				d.since.Store(time.Now().UnixNano())
+				d.running.Store(true)
+				readied.Store(true)
+			case <-runDone:
+			}
+		}()
+	} else {
+		close(readyExit)
+		d.since.Store(time.Now().UnixNano())
+		d.running.Store(true)
+		readied.Store(true)
+	}
+	runErr := b.Run(ctx)
+	close(runDone)
+	<-readyExit
+	d.running.Store(false)
+	// No Apply may reach the backend once it is being closed.
+	d.mu.Lock()
+	d.backend.Store(nil)
+	d.mu.Unlock()
+	closeErr := b.Close()
+	if runErr != nil {
+		runErr = fmt.Errorf("the %s capture backend failed: %w", b.Mode(), runErr)
+	}
+	return readied.Load(), errors.Join(runErr, closeErr)
+}
+
+// setCaptureError records why capture is unavailable, and logs it when
+// the reason is new.
+func (d *Daemon) setCaptureError(err error, auto bool, wait time.Duration) {
+	reason := err.Error()
+	d.mu.Lock()
+	same := d.captureErr == reason
+	d.captureErr = reason
+	d.mu.Unlock()
+	if same {
+		d.log.Debug("capture still unavailable", "reason", reason)
+		return
+	}
+	hint := "tcpincd keeps running without capture; fix the cause, then run 'tcpinc reload' or restart the service"
+	if auto {
+		hint = fmt.Sprintf("tcpincd keeps running without capture and tries again in %v (or on 'tcpinc reload')", wait)
+	}
+	d.log.Error("capture unavailable: "+reason, "hint", hint)
+}
+
+// retryCapture asks the capture loop to try again, if capture is
+// unavailable. Called with d.mu held.
+func (d *Daemon) retryCaptureLocked() {
+	if d.captureErr == "" {
+		return
+	}
+	select {
+	case d.retry <- struct{}{}:
+	default:
+	}
 }
 
 func (d *Daemon) configName() string {
@@ -211,30 +353,49 @@ func (d *Daemon) configNameLocked() string {
 	return config.DefaultPath
 }
 
-// be returns the backend, or an error before it exists.
+// be returns the backend, or an error while there is none.
 func (d *Daemon) be() (core.Backend, error) {
 	box := d.backend.Load()
 	if box == nil {
+		d.mu.Lock()
+		reason := d.captureErr
+		d.mu.Unlock()
+		if reason != "" {
+			return nil, errors.New("capture unavailable: " + reason)
+		}
 		return nil, errors.New("tcpincd is starting; try again in a moment")
 	}
 	return box.b, nil
 }
 
+// applyLocked gives the backend, if there is one, the policy for the
+// current configuration and toggle. Called with d.mu held.
+func (d *Daemon) applyLocked() error {
+	box := d.backend.Load()
+	if box == nil {
+		return nil // the next backend is built with it
+	}
+	return box.b.Apply(d.policyLocked())
+}
+
 // SetEnabled is tcpinc up / tcpinc down: new connections are (or are
 // not) offered encryption; existing ones keep their state, so encrypted
 // connections stay encrypted and keep working after tcpinc down.
+//
+// While capture is unavailable the state is kept for when it starts,
+// and tcpinc up tries to start it again.
 func (d *Daemon) SetEnabled(on bool) error {
-	b, err := d.be()
-	if err != nil {
-		return err
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	prev := d.enabled
 	d.enabled = on
-	if err := b.Apply(d.policyLocked()); err != nil {
+	if err := d.applyLocked(); err != nil {
 		d.enabled = prev
 		return fmt.Errorf("applying the policy: %w", err)
+	}
+	d.gen++
+	if on {
+		d.retryCaptureLocked()
 	}
 	d.toggles.Add(1)
 	d.log.Info("encryption of new connections "+map[bool]string{true: "enabled", false: "disabled"}[on], "was", prev)
@@ -245,11 +406,8 @@ func (d *Daemon) SetEnabled(on bool) error {
 // at run time (policy keys, log level) without touching established
 // connections. The enabled state set by tcpinc up/down is kept unless
 // the file's enabled value changed. A file with errors changes nothing.
+// While capture is unavailable, a reload also tries to start it again.
 func (d *Daemon) Reload() (control.ReloadReply, error) {
-	b, err := d.be()
-	if err != nil {
-		return control.ReloadReply{}, err
-	}
 	next, found, err := config.Load(d.opts.ConfigPath)
 	if err != nil {
 		d.reloadErrors.Add(1)
@@ -271,11 +429,13 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 	if next.Enabled != prevCfg.Enabled {
 		d.enabled = next.Enabled
 	}
-	if err := b.Apply(d.policyLocked()); err != nil {
+	if err := d.applyLocked(); err != nil {
 		d.cfg, d.enabled, d.found = prevCfg, prevEnabled, prevFound
 		d.reloadErrors.Add(1)
 		return control.ReloadReply{}, fmt.Errorf("reload: applying the policy: %w; the configuration in effect is unchanged", err)
 	}
+	d.gen++
+	d.retryCaptureLocked()
 	if d.opts.Level != nil {
 		d.opts.Level.Set(next.LogLevel)
 	}
@@ -290,7 +450,8 @@ func (d *Daemon) Reload() (control.ReloadReply, error) {
 // Status answers tcpinc status.
 func (d *Daemon) Status() (control.StatusReply, error) {
 	d.mu.Lock()
-	st := control.StatusReply{Version: version.String(), Mode: d.cfg.Mode, Enabled: d.enabled, Config: d.configNameLocked()}
+	st := control.StatusReply{Version: version.String(), Mode: d.cfg.Mode, Enabled: d.enabled, Config: d.configNameLocked(),
+		CaptureError: d.captureErr}
 	d.mu.Unlock()
 	st.Running = d.running.Load()
 	if st.Running {

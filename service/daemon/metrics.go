@@ -27,6 +27,7 @@ func (d *Daemon) Metrics() (string, error) {
 	fmt.Fprintf(&b, "# HELP tcpinc_build_info tcpincd's version and capture mode.\n# TYPE tcpinc_build_info gauge\n")
 	fmt.Fprintf(&b, "tcpinc_build_info{version=%q,mode=%q} 1\n", labelValue(version.String()), labelValue(st.Mode))
 	gauge("tcpinc_up", "1 while tcpincd captures connections.", b2i(st.Running))
+	gauge("tcpinc_capture_unavailable", "1 while tcpincd runs without capture because it cannot start it (see tcpinc status).", b2i(st.CaptureError != ""))
 	gauge("tcpinc_enabled", "1 when new connections are offered encryption (tcpinc up), 0 after tcpinc down.", b2i(st.Enabled))
 	fmt.Fprintf(&b, "# HELP tcpinc_connections Connections tcpincd tracks, by state.\n# TYPE tcpinc_connections gauge\n")
 	other := st.Conns - st.Encrypted - st.Plain
