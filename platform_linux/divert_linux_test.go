@@ -217,7 +217,17 @@ func TestEncrypted(t *testing.T) {
 			if i := bytes.Index(pcap, []byte(marker)); i >= 0 {
 				t.Errorf("plaintext on the wire at capture offset %d", i)
 			}
-			t.Logf("client side counters: %+v", ba.counters(t))
+			ctr := ba.counters(t)
+			t.Logf("client side counters: %+v", ctr)
+			if ctr.RecvBad != 0 || ctr.DropTruncated != 0 || ctr.InjectErrors != 0 {
+				t.Errorf("queue messages that did not parse %d, truncated packets %d, injection errors %d; want none",
+					ctr.RecvBad, ctr.DropTruncated, ctr.InjectErrors)
+			}
+			// veth offloads segmentation: the sender's super-packets must
+			// reach the engine whole (NFQA_CFG_F_GSO), not cut up first.
+			if ctr.GSO == 0 {
+				t.Error("no GSO super-packet was queued: is NFQA_CFG_F_GSO set?")
+			}
 			stopBackend(t, ba, p.a)
 			stopBackend(t, bb, p.b)
 		})

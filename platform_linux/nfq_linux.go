@@ -217,7 +217,7 @@ func openNFQ(num uint16, maxLen uint32, batch int, rcvBuf int) (*nfq, error) {
 		return nil, fmt.Errorf("receive timeout: %w", err)
 	}
 	q := &nfq{num: num, fd: fd}
-	if err := q.config(nfqaCfgCmd, []byte{nfqnlCfgCmdBind, 0, 0, unix.AF_INET}); err != nil {
+	if err := q.config(nlattr{nfqaCfgCmd, []byte{nfqnlCfgCmdBind, 0, 0, unix.AF_INET}}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("binding: %w", err)
 	}
@@ -227,7 +227,8 @@ func openNFQ(num uint16, maxLen uint32, batch int, rcvBuf int) (*nfq, error) {
 	var ml, fl [4]byte
 	binary.BigEndian.PutUint32(ml[:], maxLen)
 	binary.BigEndian.PutUint32(fl[:], nfqaCfgFGSO)
-	if err := q.config(nfqaCfgParams, params, nfqaCfgQueueMaxLen, ml[:], nfqaCfgFlags, fl[:], nfqaCfgMask, fl[:]); err != nil {
+	if err := q.config(nlattr{nfqaCfgParams, params}, nlattr{nfqaCfgQueueMaxLen, ml[:]},
+		nlattr{nfqaCfgFlags, fl[:]}, nlattr{nfqaCfgMask, fl[:]}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("configuring: %w", err)
 	}
@@ -245,14 +246,20 @@ func openNFQ(num uint16, maxLen uint32, batch int, rcvBuf int) (*nfq, error) {
 	return q, nil
 }
 
+// nlattr is a netlink attribute to send.
+type nlattr struct {
+	typ uint16
+	val []byte
+}
+
 // config sends an NFQNL_MSG_CONFIG message with the given attributes
-// (type, value pairs) and waits for the kernel's acknowledgment.
-func (q *nfq) config(attrs ...any) error {
+// and waits for the kernel's acknowledgment.
+func (q *nfq) config(attrs ...nlattr) error {
 	b := make([]byte, nlmsgHdrLen+nfgenHdrLen, 128)
 	b[nlmsgHdrLen] = unix.AF_UNSPEC
 	binary.BigEndian.PutUint16(b[nlmsgHdrLen+2:], q.num)
-	for i := 0; i+1 < len(attrs); i += 2 {
-		b = appendAttr(b, uint16(attrs[i].(int)), attrs[i+1].([]byte))
+	for _, a := range attrs {
+		b = appendAttr(b, a.typ, a.val)
 	}
 	q.seq++
 	putNlmsghdr(b, len(b), msgTypeQueue|nfqnlMsgConfig, nlmFRequest|nlmFAck, q.seq)
