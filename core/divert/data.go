@@ -1,6 +1,7 @@
 package divert
 
 import (
+	"errors"
 	"time"
 
 	"tcpinc.dev/tcpinc/core/eno"
@@ -335,27 +336,28 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 		}
 		e := c.e
 		k, control := c.sess.SendKey()
-		// Sealed from where it is: the frame goes to frameBuf, which
-		// never aliases the captured packet.
-		wire, err := k.AppendFrame(e.frameBuf[:0], s.streamOff, control, ff, urgent, chunk)
+		out := packet.ACK | packet.PSH
+		if ff != 0 {
+			out |= packet.FIN
+		}
+		// Sealed from where the data is straight into the outgoing
+		// segment (which never aliases the captured packet), then kept
+		// for retransmission.
+		b, wire, err := c.buildSealed(s.wireNxt, wireAck, out, k, s.streamOff, control, ff, urgent, chunk)
 		if err != nil {
 			c.abort(&e.ctr.AbortInternal, "seal frame", err)
 			p.Verdict = Drop
 			return
 		}
-		e.frameBuf = wire[:0]
 		c.sess.FrameSent()
-		r, _ := s.push(s.localNxt, uint32(len(chunk)), wire, ff != 0)
+		s.push(s.localNxt, uint32(len(chunk)), wire, ff != 0)
 		e.ctr.FramesSealed++
 		e.ctr.BytesEncrypted += uint64(len(chunk))
 		s.appBytes += uint64(len(chunk))
-		out := packet.ACK | packet.PSH
 		if ff != 0 {
-			out |= packet.FIN
 			c.localFIN = true
 			c.closeSoon()
 		}
-		b := c.build(Outbound, r.wire, wireAck, out, wire)
 		data = data[len(chunk):]
 		if first {
 			// data aliases p.Buf: the first frame replaces it only
@@ -876,6 +878,51 @@ func (c *conn) emitOut(p *Packet, seq, ack uint32, flags packet.Flags) {
 // carries the timestamps of the latest packet in that direction and, from
 // an active opener still in the handshake, the non-SYN ENO option.
 func (c *conn) build(dir Direction, seq, ack uint32, flags packet.Flags, payload []byte) []byte {
+	return c.buildN(dir, seq, ack, flags, payload, 0, len(payload))
+}
+
+// errBuild: an engine-made segment could not be built (logged).
+var errBuild = errors.New("divert: building a segment failed")
+
+// buildSealed makes an outbound segment whose payload is one frame
+// sealed straight into it, and returns the segment and the frame within
+// it: no copy of the frame from a scratch buffer.
+func (c *conn) buildSealed(seq, ack uint32, flags packet.Flags, k *tcpcrypt.TrafficKey, off uint64, control, ff byte, urgent *uint16, data []byte) (pkt, frame []byte, err error) {
+	n := tcpcrypt.FrameLen(len(data), urgent != nil)
+	h := c.buildN(Outbound, seq, ack, flags, nil, n, n)
+	if h == nil {
+		return nil, nil, errBuild
+	}
+	hl := len(h)
+	if pkt, err = k.AppendFrame(h, off, control, ff, urgent, data); err != nil {
+		return nil, nil, err
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) > packet.IPv4MaxTotalLen {
+			return nil, nil, packet.ErrTooLong
+		}
+		ip := packet.IPv4(pkt)
+		ip.SetTotalLen(uint16(len(pkt)))
+		ip.UpdateChecksum()
+	default:
+		if len(pkt)-packet.IPv6HeaderLen > 0xffff {
+			return nil, nil, packet.ErrTooLong
+		}
+		packet.IPv6(pkt).SetPayloadLen(uint16(len(pkt) - packet.IPv6HeaderLen))
+	}
+	pk, err := packet.Parse(pkt)
+	if err != nil {
+		return nil, nil, err
+	}
+	pk.UpdateTCPChecksum()
+	return pkt, pkt[hl:], nil
+}
+
+// buildN is build with room for extra more payload bytes in the buffer;
+// dataLen is the payload length the segment will have (for the ENO
+// tracker).
+func (c *conn) buildN(dir Direction, seq, ack uint32, flags packet.Flags, payload []byte, extra, dataLen int) []byte {
 	// Engine scratch, not a local array: through the interfaces below a
 	// local would escape and allocate on every packet.
 	opts := c.e.optBuf[:0]
@@ -885,7 +932,7 @@ func (c *conn) build(dir Direction, seq, ack uint32, flags packet.Flags, payload
 		seg.Src, seg.Dst, seg.Window = c.key.local, c.key.remote, c.outWnd
 		ts = &c.outTS
 		if c.needENO && flags&packet.RST == 0 {
-			opt, _ := c.tracker.Send(opts, eno.Segment{ACK: true, DataLen: len(payload)})
+			opt, _ := c.tracker.Send(opts, eno.Segment{ACK: true, DataLen: dataLen})
 			if len(opt) == 0 {
 				c.needENO = false
 			}
@@ -903,7 +950,7 @@ func (c *conn) build(dir Direction, seq, ack uint32, flags packet.Flags, payload
 		opts = append(opts, 0)
 	}
 	seg.Options = opts
-	b, err := packet.AppendTCP(c.e.buffer(80+len(payload)), seg)
+	b, err := packet.AppendTCP(c.e.buffer(80+len(payload)+extra), seg)
 	if err != nil {
 		c.e.cfg.Log.Error("divert: build packet", "err", err)
 		return nil
