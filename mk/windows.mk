@@ -5,6 +5,8 @@
 #   make msi-test     a test-only package with placeholder WinDivert files
 #   make msi-check    build, inspect, and (with wine) install/upgrade/uninstall
 #                     the test packages; part of make test
+#   make wine-test-service   the named pipe control transport's tests under
+#                     wine; part of make test
 #
 # Packages land in dist/. The x64 release package needs the unpacked
 # WinDivert release archive whose hashes installer/windows/windivert.sha256
@@ -23,9 +25,9 @@ MSI_WINE_DEPS := wine:wine /usr/lib/wine/wine64:wine64 x86_64-w64-mingw32-gcc:gc
 # password is never echoed with the command.
 MSI_SIGN_ENV = $(if $(SIGN_CERT),SIGN_CERT="$(abspath $(SIGN_CERT))") $(if $(SIGN_KEY),SIGN_KEY="$(abspath $(SIGN_KEY))")
 
-TEST_EXTRA += msi-check
+TEST_EXTRA += msi-check wine-test-service
 
-.PHONY: msi msi-test msi-check msi-deps
+.PHONY: msi msi-test msi-check msi-deps wine-test-service
 
 msi-deps:
 	@scripts/deps.sh $(MSI_DEPS)
@@ -53,3 +55,15 @@ msi-check:
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/deps.sh $(MSI_DEPS) $(MSI_WINE_DEPS); fi
 	@if scripts/deps.sh $(MSI_DEPS) 2>/dev/null; then GO=$(GO) timeout 360 scripts/msi-test.sh; \
 	else echo "msi-check: SKIPPED, needs wixl, msitools, osslsigncode and openssl (run make test as root to install them)"; fi
+
+# The Windows service's own code as Windows test binaries under wine:
+# the named pipe control transport (server and client in one process,
+# the caller's token, large replies, deadlines, a second listener
+# refused, a pipe owned by someone else refused). OS-specific, so not in
+# the Makefile's NEUTRAL list.
+WINE_SERVICE_PKGS := ./service/control
+wine-test-service:
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/deps.sh /usr/lib/wine/wine64:wine64 x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64-win32; fi
+	@if { [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null; } && command -v x86_64-w64-mingw32-gcc >/dev/null; then \
+		timeout 300 scripts/wine-test.sh $(WINE_SERVICE_PKGS); \
+	else echo "wine-test-service: SKIPPED, needs wine64 and gcc-mingw-w64-x86-64-win32 (run make test as root to install them)"; fi

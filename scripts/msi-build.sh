@@ -38,8 +38,11 @@ root=$PWD
 # so that they can never replace a real installation.
 readonly UPGRADE_CODE_RELEASE=16DF7BB5-1C16-43CE-B3CB-4AD8C41F17F2
 readonly UPGRADE_CODE_TEST=0FE6099D-4428-42DE-AED1-52EB3DB4B7BD
-# What the service control manager runs: tcpincd.exe run.
-readonly SERVICE_ARGS=run
+# What the service control manager runs: tcpincd.exe run --service.
+# --service makes tcpincd answer the SCM without asking whether the SCM
+# started it (that detection fails under wine), and keeps it running
+# without capture when WinDivert cannot start (docs/windows-msi.md).
+readonly SERVICE_ARGS="run --service"
 
 die() { echo "msi-build: $*" >&2; exit 1; }
 
@@ -302,12 +305,12 @@ q "INSERT INTO \`InstallExecuteSequence\` (\`Action\`, \`Condition\`, \`Sequence
 
 # %ProgramData%\tcpinc: protected ACL, inherited by what is created in it
 # (SYSTEM and Administrators full control, Users read and traverse), so
-# that no user can plant a config file or squat the control socket path.
+# that no user can plant a config file there.
 q "CREATE TABLE \`MsiLockPermissionsEx\` (\`MsiLockPermissionsEx\` CHAR(72) NOT NULL, \`LockObject\` CHAR(72) NOT NULL, \`Table\` CHAR(32) NOT NULL, \`SDDLText\` CHAR(255) NOT NULL, \`Condition\` CHAR(255) PRIMARY KEY \`MsiLockPermissionsEx\`)"
 q "INSERT INTO \`MsiLockPermissionsEx\` (\`MsiLockPermissionsEx\`, \`LockObject\`, \`Table\`, \`SDDLText\`) VALUES ('DATADIR', 'DATADIR', 'CreateFolder', 'D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;BU)')"
 
-# The control socket the service leaves behind if it is killed.
-q "INSERT INTO \`RemoveFile\` (\`FileKey\`, \`Component_\`, \`FileName\`, \`DirProperty\`, \`InstallMode\`) VALUES ('ControlSocket', 'Config', 'tcpincd.sock', 'DATADIR', 2)"
+# (No control socket file to remove: on Windows tcpincd listens on the
+# named pipe \\.\pipe\tcpinc, which goes with the process.)
 
 if [ "$arch" = arm64 ]; then
 	msibuild "$msi" -s "$name $version ($arch)" tcpinc "Arm64;1033" || die "msibuild could not set the arm64 platform"

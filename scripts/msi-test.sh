@@ -155,8 +155,8 @@ else
 	echo "msi-test: NOTE: no tcpinc-tray.exe in the test package (cmd/tcpinc-tray missing)"
 fi
 for f in "${expect_files[@]}"; do check "File table has $f" grep -qx "$f" <<<"$files"; done
-check "ServiceInstall: tcpincd, own process, auto start, vital, LocalSystem, 'run'" \
-	grep -q $'^tcpincd\ttcpincd\t[^\t]*\t16\t2\t32769\t\t\tLocalSystem\t\trun\tService\t' <(row "$v1" ServiceInstall)
+check "ServiceInstall: tcpincd, own process, auto start, vital, LocalSystem, 'run --service'" \
+	grep -q $'^tcpincd\ttcpincd\t[^\t]*\t16\t2\t32769\t\t\tLocalSystem\t\trun --service\tService\t' <(row "$v1" ServiceInstall)
 ev=163
 [ "$svcmode" = yes ] || ev=162
 check "ServiceControl: event $ev (start at install, stop at install/uninstall, delete at uninstall)" \
@@ -241,9 +241,10 @@ if [ $have_wine -eq 1 ]; then
 			echo "msi-test: the service did not start, so Windows Installer rolled the install back. Where the"
 			echo "msi-test: WinDivert driver cannot load (here under wine; on arm64; driver missing or blocked),"
 			echo "msi-test: tcpincd must still report RUNNING to the SCM and stay up, saying 'capture unavailable:"
-			echo "msi-test: <reason>' in 'tcpinc status' and its log. Under wine 8 also: svc.IsWindowsService()"
-			echo "msi-test: is false in a service, and AF_UNIX sockets fail (10047). See docs/windows-msi.md,"
-			echo "msi-test: 'What the service must do'. 'tcpincd run' under wine says:"
+			echo "msi-test: <reason>' in 'tcpinc status' and its log: 'tcpincd run --service' does that"
+			echo "msi-test: (cmd/tcpincd/service_windows.go, service/daemon StayUp; the control API on the named"
+			echo "msi-test: pipe \\\\.\\pipe\\tcpinc). See docs/windows-msi.md, 'The service without capture'."
+			echo "msi-test: 'tcpincd run' in a wine console says:"
 			exe=$(find "$work/x1" -name tcpincd.exe | head -1)
 			(cd "$work" && timeout 10 "$WINE" "$exe" run 2>&1 | tr -d '\r' | head -n 10 | sed 's/^/msi-test:   /') || true
 			bad "the service starts at install (wine msiexec /i 0.0.1 /qn)"
@@ -263,8 +264,8 @@ if [ $have_wine -eq 1 ]; then
 		check "installed $f" test -s "$d/$f"
 	done
 	check "service tcpincd registered (sc query)" grep -q 'SERVICE_NAME: tcpincd' <(w sc query tcpincd)
-	check "service runs 'tcpincd.exe run' at automatic start" \
-		bash -c 'grep -q "ImagePath.*tcpinc.tcpincd\.exe run" <<<"$1" && grep -q "Start.*REG_DWORD.*0x2" <<<"$1"' _ "$(svcreg)"
+	check "service runs 'tcpincd.exe run --service' at automatic start" \
+		bash -c 'grep -q "ImagePath.*tcpinc.tcpincd\.exe run --service" <<<"$1" && grep -q "Start.*REG_DWORD.*0x2" <<<"$1"' _ "$(svcreg)"
 	check "event log source registered, message file REG_EXPAND_SZ" \
 		grep -q 'EventMessageFile.*REG_EXPAND_SZ.*EventCreate.exe' <(w reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\tcpincd')
 	if [ $tray -eq 1 ]; then
@@ -286,6 +287,22 @@ if [ $have_wine -eq 1 ]; then
 			echo "$st" | head -20
 			bad "tcpinc status reports 'capture unavailable'"
 		fi
+		grep '^state:' <<<"$st" | sed 's/^/msi-test:   /' || true
+		check "tcpinc status --json carries capture_error" grep -q '"capture_error": *"[^"]' <(w "$inst/tcpinc.exe" status --json || true)
+		check "tcpinc conns says capture is unavailable" grep -qi 'capture unavailable' <(timeout 60 "$WINE" "$inst/tcpinc.exe" conns 2>&1 | tr -d '\r' || true)
+		# An administrator (every wine process is one) may reload over
+		# the pipe; the reload retries capture, which fails again, and
+		# the service stays up.
+		check "tcpinc reload over the control pipe (administrator)" w "$inst/tcpinc.exe" reload
+		sleep 1
+		if [ "$(state)" = RUNNING ]; then ok "service still RUNNING after a reload that retried capture"; else
+			bad "service still RUNNING after a reload that retried capture (state: $(state))"
+		fi
+		check "tcpinc status still reports 'capture unavailable' after the reload" grep -qi 'capture unavailable' <(w "$inst/tcpinc.exe" status || true)
+		# A second tcpincd (here in a console) does not take over the
+		# running service's control pipe.
+		check "a second tcpincd refuses the pipe the service holds" \
+			grep -q 'in use by another process' <(timeout 30 "$WINE" "$inst/tcpincd.exe" run 2>&1 | tr -d '\r' || true)
 		w sc stop tcpincd >/dev/null || true
 		if wait_state STOPPED 20; then ok "wine sc stop tcpincd"; else bad "wine sc stop tcpincd (state: $(state))"; fi
 		w sc start tcpincd >/dev/null || true
