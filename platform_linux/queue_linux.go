@@ -282,7 +282,9 @@ func (w *worker) addPacket(slot, m []byte, last bool) {
 	if mp.hook == unix.NF_INET_LOCAL_OUT {
 		dir = divert.Outbound
 	}
-	p := divert.Packet{Dir: dir, Buf: buf}
+	// An outbound super-packet is segmented after the verdict, and the
+	// kernel computes each segment's checksum (tcp_gso_segment).
+	p := divert.Packet{Dir: dir, Buf: buf, SegmentedLater: dir == divert.Outbound && mp.skbInfo&nfqaSkbGSO != 0}
 	if buf == nil || mp.truncated() {
 		// Copy mode is "packet": no payload, or only part of it, means
 		// the engine cannot see it all. Dropping is the fail-closed

@@ -343,7 +343,8 @@ func (c *conn) sendData(p *Packet, pk *packet.Packet, wireAck uint32) {
 		// Sealed from where the data is straight into the outgoing
 		// segment (which never aliases the captured packet), then kept
 		// for retransmission.
-		b, wire, err := c.buildSealed(s.wireNxt, wireAck, out, k, s.streamOff, control, ff, urgent, chunk)
+		sum := !first || c.replaying || !p.SegmentedLater
+		b, wire, err := c.buildSealed(s.wireNxt, wireAck, out, k, s.streamOff, control, ff, urgent, chunk, sum)
 		if err != nil {
 			c.abort(&e.ctr.AbortInternal, "seal frame", err)
 			p.Verdict = Drop
@@ -886,8 +887,9 @@ var errBuild = errors.New("divert: building a segment failed")
 
 // buildSealed makes an outbound segment whose payload is one frame
 // sealed straight into it, and returns the segment and the frame within
-// it: no copy of the frame from a scratch buffer.
-func (c *conn) buildSealed(seq, ack uint32, flags packet.Flags, k *tcpcrypt.TrafficKey, off uint64, control, ff byte, urgent *uint16, data []byte) (pkt, frame []byte, err error) {
+// it: no copy of the frame from a scratch buffer. Without sum the TCP
+// checksum is left stale (Packet.SegmentedLater).
+func (c *conn) buildSealed(seq, ack uint32, flags packet.Flags, k *tcpcrypt.TrafficKey, off uint64, control, ff byte, urgent *uint16, data []byte, sum bool) (pkt, frame []byte, err error) {
 	n := tcpcrypt.FrameLen(len(data), urgent != nil)
 	h := c.buildN(Outbound, seq, ack, flags, nil, n, n)
 	if h == nil {
@@ -911,11 +913,13 @@ func (c *conn) buildSealed(seq, ack uint32, flags packet.Flags, k *tcpcrypt.Traf
 		}
 		packet.IPv6(pkt).SetPayloadLen(uint16(len(pkt) - packet.IPv6HeaderLen))
 	}
-	pk, err := packet.Parse(pkt)
-	if err != nil {
-		return nil, nil, err
+	if sum {
+		pk, err := packet.Parse(pkt)
+		if err != nil {
+			return nil, nil, err
+		}
+		pk.UpdateTCPChecksum()
 	}
-	pk.UpdateTCPChecksum()
 	return pkt, pkt[hl:], nil
 }
 

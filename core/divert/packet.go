@@ -50,4 +50,10 @@ type Packet struct {
 	Buf      []byte
 	Verdict  Verdict
 	Modified bool // Buf was rewritten; checksums are already correct
+	// SegmentedLater is set by a backend for an outbound GSO
+	// super-packet that the kernel cuts into segments after the verdict,
+	// computing each one's TCP checksum itself: the engine may then
+	// leave the TCP checksum of its rewrite stale (one pass over up to
+	// 64 KiB saved). Modified then promises only the IP header checksum.
+	SegmentedLater bool
 }
