@@ -43,7 +43,11 @@ func Dial(path string) (*Client, error) {
 		case errors.Is(err, fs.ErrNotExist), isRefused(err):
 			return nil, &UnreachableError{Path: path, Err: err}
 		case errors.Is(err, fs.ErrPermission):
-			return nil, &Error{Code: CodePermission, Msg: fmt.Sprintf("permission denied on %s: run as root, or as a member of the socket's group", path)}
+			who := "run as root, or as a member of the socket's group"
+			if windowsAccess {
+				who = "run from an elevated (administrator) prompt (control.private is set)"
+			}
+			return nil, &Error{Code: CodePermission, Msg: fmt.Sprintf("permission denied on %s: %s", path, who)}
 		}
 		return nil, fmt.Errorf("connecting to tcpincd at %s: %w", path, err)
 	}

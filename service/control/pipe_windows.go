@@ -45,9 +45,10 @@ type pipeListener struct {
 
 	closed windows.Handle // manual-reset event, set by Close
 
-	mu      sync.Mutex
-	next    windows.Handle // the instance the next Accept waits on; 0 when none
-	isClose bool
+	mu        sync.Mutex
+	next      windows.Handle // the instance the next Accept waits on; 0 when none
+	isClose   bool
+	accepting sync.WaitGroup // Accepts in progress, which wait on closed
 }
 
 // listenPipe creates the first instance of the pipe name with the
@@ -101,6 +102,14 @@ func (l *pipeListener) newInstance(first bool) (windows.Handle, error) {
 
 // Accept waits for a client and returns its connection.
 func (l *pipeListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.isClose {
+		l.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	l.accepting.Add(1)
+	l.mu.Unlock()
+	defer l.accepting.Done()
 	for {
 		l.mu.Lock()
 		if l.isClose {
@@ -188,8 +197,8 @@ func (l *pipeListener) connect(h windows.Handle) error {
 // already accepted stay open.
 func (l *pipeListener) Close() error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.isClose {
+		l.mu.Unlock()
 		return nil
 	}
 	l.isClose = true
@@ -198,8 +207,11 @@ func (l *pipeListener) Close() error {
 		windows.CloseHandle(l.next)
 		l.next = 0
 	}
-	// l.closed stays open: an Accept may still be waiting on it. It is
-	// one handle per listener.
+	l.mu.Unlock()
+	// A waiting Accept wakes on the event, cancels its connect and
+	// returns at once; then nobody uses the event any more.
+	l.accepting.Wait()
+	windows.CloseHandle(l.closed)
 	return nil
 }
 

@@ -263,33 +263,37 @@ func (d *Daemon) captureOnce(ctx context.Context) (ran bool, err error) {
 			d.log.Warn("applying the policy changed during start", "err", err)
 		}
 	}
-	hadErr := d.captureErr != ""
-	d.captureErr = ""
 	d.mu.Unlock()
-	if hadErr {
-		d.log.Info("capture available again", "mode", b.Mode())
-	}
 
 	// Running means capturing: a backend that can say when its rules
-	// are in (Ready) sets it then, others as Run starts.
+	// are in (Ready) sets it then, others as Run starts. Only then is
+	// capture available again.
 	var readied atomic.Bool
+	ready := func() {
+		d.since.Store(time.Now().UnixNano())
+		d.running.Store(true)
+		readied.Store(true)
+		d.mu.Lock()
+		hadErr := d.captureErr != ""
+		d.captureErr = ""
+		d.mu.Unlock()
+		if hadErr {
+			d.log.Info("capture available again", "mode", b.Mode())
+		}
+	}
 	runDone, readyExit := make(chan struct{}), make(chan struct{})
 	if r, ok := b.(Readier); ok {
 		go func() {
 			defer close(readyExit)
 			select {
 			case <-r.Ready():
-				d.since.Store(time.Now().UnixNano())
-				d.running.Store(true)
-				readied.Store(true)
+				ready()
 			case <-runDone:
 			}
 		}()
 	} else {
 		close(readyExit)
-		d.since.Store(time.Now().UnixNano())
-		d.running.Store(true)
-		readied.Store(true)
+		ready()
 	}
 	runErr := b.Run(ctx)
 	close(runDone)

@@ -249,3 +249,36 @@ func TestNoStayUpReturnsStartError(t *testing.T) {
 		t.Fatal("Run without StayUp kept running after the backend could not start")
 	}
 }
+
+// A backend that builds but fails in Run before it captures (say, the
+// driver refuses the first handle) is a start failure: reported once,
+// not retried by itself, and never reported as available.
+func TestStayUpRunFailsBeforeReady(t *testing.T) {
+	var calls atomic.Int32
+	h := startStayUp(t, time.Millisecond, func(*config.Config, core.Policy, *slog.Logger) (core.Backend, error) {
+		calls.Add(1)
+		return &readyBackend{fakeBackend: fakeBackend{runErr: errors.New("handle refused")}, ready: make(chan struct{})}, nil
+	})
+	h.waitStatus(t, "capture error reported", func(st *control.StatusReply) bool { return st.CaptureError != "" })
+	for i := range 2 {
+		if _, err := h.cl.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for calls.Load() < int32(i+2) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(30 * time.Millisecond)
+	if n := calls.Load(); n != 3 {
+		t.Errorf("backend built %d times; want 3 (start and two reloads, no automatic retry)", n)
+	}
+	st, _ := h.cl.Status()
+	if st.Running || !strings.Contains(st.CaptureError, "the divert capture backend failed: handle refused") {
+		t.Errorf("status %+v", st)
+	}
+	log := h.log.String()
+	if n := strings.Count(log, "capture unavailable: "); n != 1 || strings.Contains(log, "available again") {
+		t.Errorf("reason logged %d times (want 1), or reported available:\n%s", n, log)
+	}
+}
