@@ -147,7 +147,11 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 			windows.CloseHandle(h)
 			return nil, err
 		}
-		return newPipeConn(h, l.name)
+		c, err := newPipeConn(h, l.name)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 }
 

@@ -329,7 +329,7 @@ func (d *Daemon) setCaptureError(err error, auto bool, wait time.Duration) {
 	d.log.Error("capture unavailable: "+reason, "hint", hint)
 }
 
-// retryCapture asks the capture loop to try again, if capture is
+// retryCaptureLocked asks the capture loop to try again, if capture is
 // unavailable. Called with d.mu held.
 func (d *Daemon) retryCaptureLocked() {
 	if d.captureErr == "" {
