@@ -227,6 +227,35 @@ type delivery struct {
 	fin    bool
 	urg    bool
 	urgent uint16
+	// buf and off: data is buf[off:off+len(data)], opened with
+	// hdrRoom bytes before it, so the segment's headers can be written
+	// in front of the plaintext instead of copying it (buf nil: no room).
+	buf []byte
+	off int
+}
+
+// hdrRoom is the room left before an opened frame for the headers of
+// the segment that delivers it: IPv6 and the largest TCP header.
+const hdrRoom = packet.IPv6HeaderLen + 60
+
+// openRoom copies a frame from the receive buffer into engine memory
+// with hdrRoom bytes before it, ready to be opened in place.
+func (c *conn) openRoom(frame []byte) (buf, ct []byte) {
+	buf = c.e.buffer(hdrRoom + len(frame))[:hdrRoom+len(frame)]
+	copy(buf[hdrRoom:], frame)
+	return buf, buf[hdrRoom:]
+}
+
+// dataOffset is where data (which aliases buf) starts in buf.
+func dataOffset(buf, data []byte) int {
+	if len(data) == 0 {
+		return -1
+	}
+	off := cap(buf) - cap(data)
+	if off < 0 || off+len(data) > len(buf) || &buf[off] != &data[0] {
+		return -1 // not where expected: build by copying
+	}
+	return off
 }
 
 // ---- outbound data --------------------------------------------------
@@ -600,13 +629,13 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 				}
 			}
 			c.e.joinBuf = j[:0]
-			d.data = j
+			d.data, d.buf = j, nil
 		}
 		out := packet.ACK | packet.PSH
 		if d.fin {
 			out |= packet.FIN
 		}
-		b := c.build(Inbound, d.seq, localAck, out, d.data)
+		b := c.buildAround(d, localAck, out)
 		if d.urg {
 			if q, err := packet.Parse(b); err == nil {
 				q.TCP().SetFlags(out | packet.URG)
@@ -707,10 +736,11 @@ func (c *conn) receive(seq uint32, payload []byte, fin bool) (dup bool) {
 		}
 		var f tcpcrypt.Frame
 		var gen uint64
+		var room []byte
 		if err == nil {
-			dst := e.buffer(flen)[:flen]
-			copy(dst, b[:flen])
-			f, _, err = c.sess.OpenFrame(dst, r.streamOff)
+			var ct []byte
+			room, ct = c.openRoom(b[:flen])
+			f, _, err = c.sess.OpenFrame(ct, r.streamOff)
 			_, gen = c.sess.Generations() // the frame's generation
 		}
 		if err != nil {
@@ -744,7 +774,7 @@ func (c *conn) receive(seq uint32, payload []byte, fin bool) (dup bool) {
 			c.peerFIN = true
 			c.closeSoon()
 		}
-		d := delivery{seq: r.localNxt, data: f.Data, fin: f.FIN()}
+		d := delivery{seq: r.localNxt, data: f.Data, fin: f.FIN(), buf: room, off: dataOffset(room, f.Data)}
 		if f.Flags&tcpcrypt.FlagURG != 0 {
 			d.urg, d.urgent = true, f.Urgent
 		}
@@ -829,14 +859,13 @@ func (c *conn) redeliver(seq, end uint32) {
 		if k == nil || !r.buf.contains(d.wire, n) {
 			continue
 		}
-		dst := c.e.buffer(n)[:n]
-		copy(dst, r.buf.slice(d.wire, n))
-		f, _, err := k.OpenFrame(dst, d.off)
+		room, ct := c.openRoom(r.buf.slice(d.wire, n))
+		f, _, err := k.OpenFrame(ct, d.off)
 		if err != nil {
 			continue
 		}
 		c.e.ctr.Redeliveries++
-		c.deliv = append(c.deliv, delivery{seq: d.local, data: f.Data, fin: d.fin})
+		c.deliv = append(c.deliv, delivery{seq: d.local, data: f.Data, fin: d.fin, buf: room, off: dataOffset(room, f.Data)})
 	}
 }
 
@@ -921,6 +950,41 @@ func (c *conn) buildSealed(seq, ack uint32, flags packet.Flags, k *tcpcrypt.Traf
 		pk.UpdateTCPChecksum()
 	}
 	return pkt, pkt[hl:], nil
+}
+
+// buildAround makes the inbound segment delivering d: when d's plaintext
+// has room before it, the headers are written in front of it, not the
+// plaintext copied behind them.
+func (c *conn) buildAround(d delivery, ack uint32, flags packet.Flags) []byte {
+	if d.buf == nil || d.off < 0 {
+		return c.build(Inbound, d.seq, ack, flags, d.data)
+	}
+	h := c.buildN(Inbound, d.seq, ack, flags, nil, 0, len(d.data))
+	if h == nil || len(h) > d.off {
+		return c.build(Inbound, d.seq, ack, flags, d.data)
+	}
+	pkt := d.buf[d.off-len(h) : d.off+len(d.data)]
+	copy(pkt, h)
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) > packet.IPv4MaxTotalLen {
+			return nil
+		}
+		ip := packet.IPv4(pkt)
+		ip.SetTotalLen(uint16(len(pkt)))
+		ip.UpdateChecksum()
+	default:
+		if len(pkt)-packet.IPv6HeaderLen > 0xffff {
+			return nil
+		}
+		packet.IPv6(pkt).SetPayloadLen(uint16(len(pkt) - packet.IPv6HeaderLen))
+	}
+	pk, err := packet.Parse(pkt)
+	if err != nil {
+		return nil
+	}
+	pk.UpdateTCPChecksum()
+	return pkt
 }
 
 // buildN is build with room for extra more payload bytes in the buffer;
