@@ -47,15 +47,42 @@
 //     (RFC 8548 §3.5); an abort flushes the peer's cached secrets.
 //
 // Engine-built packets carry the timestamps of the latest packet in their
-// direction, the window the sender last advertised, and no SACK blocks.
+// direction and no SACK blocks. Segments delivered to the local stack
+// carry the peer's window lowered by the frame overhead of a window's
+// worth of segments, so that the stack's frames fit the peer's window.
+//
+// # Policy
+//
+// SetPolicy (core.Policy) decides what connections whose first SYN the
+// engine sees from then on get: ENO at all (off: no option sent or
+// answered, plain from the first SYN, counted in ConnsDisabled, reason
+// eno.ConfigOff), exclusions (loopback always; ConnsExcluded), TEPs,
+// AEADs, resumption, and mandatory application-aware mode (RFC 8547
+// §4.2). Each connection keeps the policy it started with.
+//
+// # Large segments
+//
+// A backend may hand the engine GSO/GRO super-packets of up to 64 KiB.
+// An outbound one becomes one frame in place (the kernel segments it
+// after the verdict; Packet.SegmentedLater lets the engine skip its
+// checksum); what does not fit the IP length field, retransmitted parts
+// of a large frame (from the first retransmitted byte to the frame's
+// end, without what the peer acknowledged) and held data leave in
+// injected segments no larger than the stack's own. Inbound, frames that
+// span segments are reassembled, the received start of an incomplete
+// frame is acknowledged once the stack has everything before it (a frame
+// may be larger than the peer's congestion window), and the frames of
+// one segment reach the stack as one segment. Frames are sealed straight
+// into the outgoing segment and opened with room for the delivering
+// segment's headers in front of them. KeyPool keeps ephemeral keys ready
+// (Config.Ephemerals).
+//
+// A SYN on the 4-tuple of an ended or plain connection starts a new
+// connection (TIME_WAIT reuse), counted in ConnsReused.
 //
 // # Not yet done (see the notes)
 //
-// The windows are passed through unchanged (frames make the wire stream
-// about 1.4% longer than the stack thinks); SACK blocks are removed, so
-// loss recovery relies on duplicate ACKs and timeouts; the engine makes
-// no SACK or duplicate ACKs of its own for out-of-order wire data; GSO
-// super-packets are framed in 64 KiB pieces but not resegmented;
-// rewritten packets are rebuilt rather than edited in place (one copy per
-// packet); timers are found by scanning the table.
+// SACK blocks are removed, so loss recovery relies on duplicate ACKs and
+// timeouts; the engine makes no SACK or duplicate ACKs of its own for
+// out-of-order wire data; timers are found by scanning the table.
 package divert
