@@ -480,7 +480,9 @@ what matters, not the absolute numbers.
   with tcpincd (divert) at the client only, so its connections are
   negotiated, found plain and left alone (the cost of running tcpincd
   for peers without tcpinc).
-- Throughput: `iperf3 -t {secs} [-P 4]`, the receiver's rate.
+- Throughput: `iperf3 -t {secs} [-P 4]`, the receiver's rate; with
+  tcpincd at both ends a figure counts only if tcpincd encrypted every
+  iperf3 connection.
 - Connections per second: `tcpinc-load run -n {conns} -c 1|16 -size 64`
   (tests/e2e/cmd/tcpinc-load), stopped after {secs} s; each connection
   sends 64 bytes, half-closes and checks the echo byte for byte. *Full
@@ -488,7 +490,10 @@ what matters, not the absolute numbers.
   client has no resumption secret for it; *resumed* gives each worker one
   destination, so each connection after a worker's first resumes the
   session of the previous one. "resumed a/b" is the client tcpincd's
-  count of resumed among encrypted connections in that measurement.
+  count of resumed among encrypted connections in that measurement, over
+  all rounds; "N connections failed" counts connections that did not
+  complete their echo intact (reset, timeout or different bytes), over
+  all rounds; the rate counts only intact ones.
 - CPU: utime+stime of both tcpincd processes (`/proc/<pid>/stat`) over
   the 1-stream iperf3 run, divided by the gigabytes received.
 - Targets are the issue's (ratios to plain TCP on this 2-core VM).
