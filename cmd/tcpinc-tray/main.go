@@ -9,7 +9,8 @@
 //
 // The icon is a shield: grey with an open padlock when encryption is off,
 // blue with a closed padlock when it is on but no connection is encrypted,
-// green when connections are encrypted, red when tcpincd cannot be asked.
+// green when connections are encrypted, red when tcpincd cannot be asked
+// or cannot capture packets.
 // Its menu shows the counts of encrypted and plain connections, turns
 // encryption on or off (administrators only: tcpincd refuses others, and
 // the menu says so), and opens `tcpinc status` in a terminal.
@@ -43,7 +44,8 @@ TCP connections (TCP-ENO and tcpcrypt, RFC 8547 and RFC 8548):
   grey shield, open padlock     encryption is off
   blue shield, closed padlock   on, no connection encrypted yet
   green shield, padlock         connections are encrypted
-  red shield, exclamation mark  tcpincd is not running or cannot be asked
+  red shield, exclamation mark  tcpincd is not running, cannot be asked,
+                                or cannot capture packets (the menu says why)
 
 Its menu shows the numbers of encrypted and plain connections, turns
 encryption on or off (administrators only) and opens 'tcpinc status'.
@@ -129,13 +131,14 @@ func (d daemon) Status() (tray.Status, error) {
 		return tray.Status{}, err
 	}
 	return tray.Status{
-		Version:   r.Version,
-		Mode:      r.Mode,
-		Running:   r.Running,
-		Enabled:   r.Enabled,
-		Encrypted: r.Encrypted,
-		Plain:     r.Plain,
-		Conns:     r.Conns,
+		Version:      r.Version,
+		Mode:         r.Mode,
+		Running:      r.Running,
+		Enabled:      r.Enabled,
+		Encrypted:    r.Encrypted,
+		Plain:        r.Plain,
+		Conns:        r.Conns,
+		CaptureError: r.CaptureError,
 	}, nil
 }
 

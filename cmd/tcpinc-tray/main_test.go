@@ -150,3 +150,32 @@ func TestRealClient(t *testing.T) {
 		t.Fatalf("daemon back: %+v", v)
 	}
 }
+
+// TestRealClientCaptureUnavailable: a tcpincd that runs without capture
+// (a Windows service without its driver) sends capture_error in its
+// status; the tray gets it through the real client and shows the reason.
+func TestRealClientCaptureUnavailable(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the fake server's AF_UNIX socket is exercised on Unix")
+	}
+	dir, err := os.MkdirTemp("", "tcit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "c.sock")
+	d, err := fakectl.New("unavailable", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveFake(t, path, d)
+	ui := &recUI{}
+	c := tray.NewController(dialer(path), ui, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer c.Close()
+	c.Poll()
+	v := ui.view()
+	if v.State != tray.StateError || v.StatusLine != "Capture unavailable" || v.Notice != fakectl.CaptureError ||
+		v.Tooltip != "tcpinc: capture unavailable\n"+fakectl.CaptureError || !v.ToggleEnabled {
+		t.Fatalf("view: %+v", v)
+	}
+}

@@ -22,8 +22,9 @@ type Daemon struct {
 }
 
 // New returns a daemon that is running and in the given state:
-// "off", "on" or "encrypted" (with encrypted and plain connections), or
-// "stopped" (enabled but not capturing).
+// "off", "on" or "encrypted" (with encrypted and plain connections),
+// "stopped" (enabled but not capturing), or "unavailable" (a service
+// that runs without capture and says why: no WinDivert driver).
 func New(state string, encrypted, plain int) (*Daemon, error) {
 	st := control.StatusReply{
 		Version:   "0.1.0-fake",
@@ -50,11 +51,19 @@ func New(state string, encrypted, plain int) (*Daemon, error) {
 	case "stopped":
 		st.Running = false
 		st.Encrypted, st.Plain, st.Conns = 0, 0, 0
+	case "unavailable":
+		st.Running = false
+		st.Mode = "auto"
+		st.Encrypted, st.Plain, st.Conns = 0, 0, 0
+		st.CaptureError = CaptureError
 	default:
-		return nil, fmt.Errorf("unknown state %q: want off, on, encrypted or stopped", state)
+		return nil, fmt.Errorf("unknown state %q: want off, on, encrypted, stopped or unavailable", state)
 	}
 	return &Daemon{st: st}, nil
 }
+
+// CaptureError is the reason the fake gives in state "unavailable".
+const CaptureError = "starting the auto capture backend: the WinDivert driver is not installed (fake tcpincd)"
 
 // DenyToggle makes enable and disable fail with tcpincd's permission
 // error, as for a user who is not an administrator.

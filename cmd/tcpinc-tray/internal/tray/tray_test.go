@@ -117,6 +117,11 @@ func TestComputeStates(t *testing.T) {
 	off.Enabled, off.Plain, off.Conns = false, 4, 4
 	stopped := running
 	stopped.Running = false
+	// A service that stays up without capture (daemon StayUp).
+	const reason = "starting the auto capture backend: WinDivert has no signed arm64 driver"
+	noCapture := Status{Version: "0.1.0", Mode: "auto", Enabled: true, CaptureError: reason}
+	noCaptureOff := noCapture
+	noCaptureOff.Enabled = false
 	for _, tc := range []struct {
 		name    string
 		st      Status
@@ -136,6 +141,8 @@ func TestComputeStates(t *testing.T) {
 		{"on", on, nil, StateOn, icons.On, "On, no encrypted connections", "Encrypted: 0   Plain: 2", "Turn encryption off", true, "", "tcpinc: on, no encrypted connections (2 plain)", ""},
 		{"off", off, nil, StateOff, icons.Off, "Encryption is off", "Encrypted: 0   Plain: 4", "Turn encryption on", true, "", "tcpinc: encryption is off", ""},
 		{"not capturing", stopped, nil, StateError, icons.Error, "On, but not capturing packets", "Encrypted: 0   Plain: 0", "Turn encryption off", true, "", "tcpinc: on, but tcpincd is not capturing packets", "tcpincd is not capturing: see its log"},
+		{"capture unavailable", noCapture, nil, StateError, icons.Error, "Capture unavailable", "Encrypted: 0   Plain: 0", "Turn encryption off", true, "", "tcpinc: capture unavailable\n" + reason, reason},
+		{"capture unavailable, off", noCaptureOff, nil, StateError, icons.Error, "Capture unavailable", "Encrypted: 0   Plain: 0", "Turn encryption on", true, "", "tcpinc: capture unavailable\n" + reason, reason},
 		{"unreachable", Status{}, &control.UnreachableError{Path: "/x", Err: errors.New("refused")}, StateError, icons.Error, "tcpincd is not running", "Encrypted: ?   Plain: ?", "Turn encryption on/off", false, "", "", "Start the tcpincd service; this icon reconnects by itself"},
 		{"permission", Status{}, &control.Error{Code: control.CodePermission, Msg: "permission denied on /run/tcpinc/tcpincd.sock: run as root, or as a member of the socket's group"}, StateError, icons.Error, "No permission to ask tcpincd", "Encrypted: ?   Plain: ?", "Turn encryption on/off", false, "", "", "permission denied on /run/tcpinc/tcpincd.sock: run as root, or as a member of the socket's group"},
 		{"os permission", Status{}, fmt.Errorf("connecting to tcpincd: %w", fs.ErrPermission), StateError, icons.Error, "No permission to ask tcpincd", "Encrypted: ?   Plain: ?", "Turn encryption on/off", false, "", "", "connecting to tcpincd: permission denied"},
@@ -171,6 +178,30 @@ func TestComputeStates(t *testing.T) {
 				t.Errorf("details end with %q", v.Details[DetailLines-1])
 			}
 		})
+	}
+}
+
+// A capture error too long for the tooltip and the menu is cut to fit
+// both, keeping its start, and its first line only.
+func TestComputeLongCaptureError(t *testing.T) {
+	reason := "opening the WinDivert driver: " + strings.Repeat("the driver could not be loaded ", 10) + "\nsecond line"
+	v := Compute(Status{Enabled: true, CaptureError: reason}, nil, "", "/s")
+	if v.State != StateError {
+		t.Fatalf("state %v", v.State)
+	}
+	if n := len(utf16.Encode([]rune(v.Tooltip))); n != MaxTooltip || !strings.HasPrefix(v.Tooltip, "tcpinc: capture unavailable\nopening the WinDivert driver: ") || !strings.HasSuffix(v.Tooltip, "…") {
+		t.Errorf("tooltip of %d units: %q", n, v.Tooltip)
+	}
+	if v.NoticeLines[0] != "opening the WinDivert driver: the driver could not" || v.NoticeLines[2] == "" || !strings.HasSuffix(v.Notice, "…") {
+		t.Errorf("notice %q in lines %q", v.Notice, v.NoticeLines)
+	}
+	if strings.Contains(v.Tooltip+v.Notice, "second line") {
+		t.Errorf("second line shown: %q / %q", v.Tooltip, v.Notice)
+	}
+	// The outcome of an action takes the notice; the tooltip keeps the reason.
+	v = Compute(Status{Enabled: true, CaptureError: "no driver"}, nil, "Could not turn encryption off: x", "/s")
+	if v.Notice != "Could not turn encryption off: x" || v.Tooltip != "tcpinc: capture unavailable\nno driver" {
+		t.Errorf("notice %q tooltip %q", v.Notice, v.Tooltip)
 	}
 }
 
@@ -319,6 +350,41 @@ func TestRestartBetweenPollsIsInvisible(t *testing.T) {
 	}
 	if f.dials != 2 {
 		t.Errorf("dials %d, want 2", f.dials)
+	}
+}
+
+// tcpincd runs without capture, then captures after a reload: the tray
+// shows the reason, then on, without reconnecting. Turning encryption on
+// is allowed while capture is unavailable (tcpincd retries on it).
+func TestPollCaptureUnavailable(t *testing.T) {
+	st := running
+	st.Running, st.Enabled, st.CaptureError = false, false, "starting the divert capture backend: no nf_tables"
+	f := &fakeDaemon{st: st}
+	c, ui := newTest(f)
+	c.Poll()
+	v := ui.last(t)
+	if v.State != StateError || v.StatusLine != "Capture unavailable" || v.NoticeLines[0] != "starting the divert capture backend: no nf_tables" {
+		t.Fatalf("view %+v", v)
+	}
+	if !v.ToggleEnabled || v.ToggleLabel != "Turn encryption on" {
+		t.Fatalf("toggle %q enabled %v", v.ToggleLabel, v.ToggleEnabled)
+	}
+	c.Toggle()
+	if fmt.Sprint(f.sets) != "[true]" {
+		t.Errorf("SetEnabled calls %v, want [true]", f.sets)
+	}
+	if v := ui.last(t); v.State != StateError || v.ToggleLabel != "Turn encryption off" {
+		t.Errorf("still without capture after turning on: %+v", v)
+	}
+	f.mu.Lock()
+	f.st.Running, f.st.CaptureError = true, ""
+	f.mu.Unlock()
+	c.Poll()
+	if v := ui.last(t); v.State != StateOn || v.Notice != "" {
+		t.Errorf("capturing again: %+v", v)
+	}
+	if f.dials != 1 {
+		t.Errorf("dialled %d times; a daemon without capture still answers", f.dials)
 	}
 }
 

@@ -27,6 +27,9 @@ type Status struct {
 	// Encrypted and Plain count the connections in each state; Conns is
 	// every connection tcpincd tracks, including those still negotiating.
 	Encrypted, Plain, Conns int
+	// CaptureError, when not empty, is why tcpincd runs without
+	// capturing (its status' capture_error: no WinDivert driver, say).
+	CaptureError string
 }
 
 // State is what the icon shows.
@@ -34,7 +37,8 @@ type State int
 
 const (
 	// StateError: tcpincd cannot be asked (not running, no permission,
-	// a broken reply) or says it is not capturing.
+	// a broken reply), says it cannot capture, or is switched on but
+	// not capturing.
 	StateError State = iota
 	// StateOff: encryption is switched off.
 	StateOff
@@ -130,6 +134,19 @@ func Compute(st Status, err error, notice, control string) View {
 	v.CountsLine = fmt.Sprintf("Encrypted: %d   Plain: %d", st.Encrypted, st.Plain)
 	conns := plural(st.Encrypted, "encrypted connection", "encrypted connections")
 	switch {
+	case st.CaptureError != "":
+		// tcpincd runs (as a service that stays up) but cannot capture:
+		// nothing is encrypted whatever the switch says, so this comes
+		// before off and on. The toggle still follows the switch:
+		// turning encryption on makes tcpincd try to capture again.
+		v.State = StateError
+		v.StatusLine = "Capture unavailable"
+		v.Notice = st.CaptureError
+		v.ToggleLabel = "Turn encryption off"
+		if !st.Enabled {
+			v.ToggleLabel = "Turn encryption on"
+		}
+		v.Tooltip = clipUTF16("tcpinc: capture unavailable\n"+clip(st.CaptureError, MaxTooltip), MaxTooltip)
 	case !st.Enabled:
 		v.State = StateOff
 		v.StatusLine = "Encryption is off"

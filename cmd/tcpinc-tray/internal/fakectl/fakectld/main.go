@@ -2,7 +2,7 @@
 // for the tray's screenshots (scripts/tray-screenshot.sh). It captures
 // nothing.
 //
-//	fakectld --control PATH --state off|on|encrypted|stopped [--encrypted N] [--plain N] [--deny-toggle]
+//	fakectld --control PATH --state off|on|encrypted|stopped|unavailable [--encrypted N] [--plain N] [--deny-toggle]
 package main
 
 import (
@@ -19,7 +19,7 @@ import (
 
 func main() {
 	path := flag.String("control", "", "control socket `path` to create")
-	state := flag.String("state", "on", "off, on, encrypted or stopped")
+	state := flag.String("state", "on", "off, on, encrypted, stopped or unavailable")
 	enc := flag.Int("encrypted", 3, "encrypted connections (state encrypted)")
 	plain := flag.Int("plain", 2, "plain connections")
 	deny := flag.Bool("deny-toggle", false, "refuse enable/disable as for a non-administrator")
