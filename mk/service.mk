@@ -34,14 +34,26 @@ service-deb-check:
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	deb=$$(GO=$(GO) installer/linux/build-deb.sh $$tmp); \
 	dpkg-deb --contents $$deb >$$tmp/contents; \
-	for f in ./usr/sbin/tcpincd ./usr/bin/tcpinc ./lib/systemd/system/tcpincd.service ./etc/tcpinc/tcpincd.toml ./usr/share/doc/tcpinc/copyright; do \
+	want="./usr/sbin/tcpincd ./usr/bin/tcpinc ./lib/systemd/system/tcpincd.service ./etc/tcpinc/tcpincd.toml ./usr/share/doc/tcpinc/copyright"; \
+	conf="/etc/tcpinc/tcpincd.toml"; \
+	if [ -d cmd/tcpinc-tray ]; then \
+		want="$$want ./usr/bin/tcpinc-tray ./etc/xdg/autostart/tcpinc-tray.desktop ./usr/share/icons/hicolor/scalable/apps/tcpinc-tray.svg"; \
+		conf="$$conf /etc/xdg/autostart/tcpinc-tray.desktop"; fi; \
+	for f in $$want; do \
 		grep -q " $$f\$$" $$tmp/contents || { echo "service-deb-check: $$f missing from the package"; exit 1; }; done; \
-	dpkg-deb --ctrl-tarfile $$deb | tar -t | grep -q conffiles || { echo "service-deb-check: no conffiles"; exit 1; }; \
+	mkdir $$tmp/ctrl; dpkg-deb --control $$deb $$tmp/ctrl; \
+	for f in $$conf; do grep -qx "$$f" $$tmp/ctrl/conffiles || { echo "service-deb-check: $$f is not a conffile"; exit 1; }; done; \
+	if [ -d cmd/tcpinc-tray ]; then \
+		mkdir $$tmp/data; dpkg-deb --fsys-tarfile $$deb | tar -x -C $$tmp/data ./etc/xdg/autostart/tcpinc-tray.desktop ./usr/share/icons/hicolor/scalable/apps/tcpinc-tray.svg; \
+		cmp -s $$tmp/data/etc/xdg/autostart/tcpinc-tray.desktop cmd/tcpinc-tray/tcpinc-tray.desktop || { echo "service-deb-check: the packaged autostart entry differs from cmd/tcpinc-tray/tcpinc-tray.desktop"; exit 1; }; \
+		cmp -s $$tmp/data/usr/share/icons/hicolor/scalable/apps/tcpinc-tray.svg cmd/tcpinc-tray/icons/encrypted.svg || { echo "service-deb-check: the packaged icon differs from cmd/tcpinc-tray/icons/encrypted.svg"; exit 1; }; \
+		grep -qx 'Icon=tcpinc-tray' $$tmp/data/etc/xdg/autostart/tcpinc-tray.desktop || { echo "service-deb-check: the autostart entry does not name the packaged icon tcpinc-tray"; exit 1; }; \
+		if command -v desktop-file-validate >/dev/null; then desktop-file-validate $$tmp/data/etc/xdg/autostart/tcpinc-tray.desktop; fi; fi; \
 	if command -v shellcheck >/dev/null; then shellcheck -s sh installer/linux/debian/postinst installer/linux/debian/prerm installer/linux/debian/postrm; shellcheck installer/linux/build-deb.sh; fi; \
 	for s in postinst prerm postrm; do sh -n installer/linux/debian/$$s; done; \
 	if command -v lintian >/dev/null; then rc=0; out=$$(lintian --fail-on error --tag-display-limit 0 $$deb 2>&1) || rc=$$?; \
 		echo "$$out" | grep -v "root privileges" || true; [ $$rc -eq 0 ] || { echo "service-deb-check: lintian reports errors"; exit 1; }; fi; \
-	echo "service-deb-check: $$(basename $$deb) has the binaries, unit, conffile and scripts"
+	echo "service-deb-check: $$(basename $$deb) has the binaries, unit, conffiles, scripts and the tray's autostart entry and icon"
 
 service-test: service-unit-verify service-deb-check
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the tcpinc Debian package with dpkg-deb: tcpincd, tcpinc and
-# tcpinc-tray, the systemd unit, the default configuration (a conffile)
-# and the maintainer scripts of installer/linux/debian. It only builds:
+# tcpinc-tray, the systemd unit, the default configuration (a conffile),
+# the tray's XDG autostart entry (a conffile) and icon, and the
+# maintainer scripts of installer/linux/debian. It only builds:
 # nothing is installed or started on this machine.
 #
 # Usage: installer/linux/build-deb.sh OUTDIR [GOARCH]
@@ -33,8 +34,16 @@ mkdir -p "$root/usr/sbin" "$root/usr/bin" "$root/lib/systemd/system" "$root/etc/
 	"$root/usr/share/doc/tcpinc" "$root/DEBIAN"
 build ./cmd/tcpincd "$root/usr/sbin/tcpincd"
 build ./cmd/tcpinc "$root/usr/bin/tcpinc"
+tray=0
 if [ -d cmd/tcpinc-tray ]; then
+	tray=1
 	build ./cmd/tcpinc-tray "$root/usr/bin/tcpinc-tray"
+	# The tray starts in every desktop session (XDG autostart; a user
+	# turns it off with a Hidden=true copy in ~/.config/autostart), and
+	# its entry's Icon=tcpinc-tray is the green shield, which the
+	# hicolor theme's scalable size takes as an SVG.
+	install -D -m 0644 cmd/tcpinc-tray/tcpinc-tray.desktop "$root/etc/xdg/autostart/tcpinc-tray.desktop"
+	install -D -m 0644 cmd/tcpinc-tray/icons/encrypted.svg "$root/usr/share/icons/hicolor/scalable/apps/tcpinc-tray.svg"
 fi
 
 install -m 0644 installer/linux/tcpincd.service "$root/lib/systemd/system/tcpincd.service"
@@ -54,6 +63,11 @@ for f in postinst prerm postrm; do
 	install -m 0755 "installer/linux/debian/$f" "$root/DEBIAN/$f"
 done
 install -m 0644 installer/linux/debian/conffiles "$root/DEBIAN/conffiles"
+# Every file under /etc is a conffile, so a user's edit of the autostart
+# entry survives upgrades.
+if [ $tray = 1 ]; then
+	echo /etc/xdg/autostart/tcpinc-tray.desktop >>"$root/DEBIAN/conffiles"
+fi
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
 	installer/linux/debian/control.in >"$root/DEBIAN/control"
