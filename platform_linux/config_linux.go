@@ -48,6 +48,10 @@ type Config struct {
 	StrictConntrack bool
 	// QueueMaxLen is the kernel's per-queue packet limit; 0 means 4096.
 	QueueMaxLen uint32
+	// QueueRcvBuf is each divert queue socket's receive buffer in bytes;
+	// 0 means 16 MiB. When it overflows the kernel drops what it cannot
+	// queue (counted as RecvENOBUFS) and TCP retransmits.
+	QueueRcvBuf int
 	// Engine configures each queue's engine. Its OnEvent, if set, is
 	// called from the queue's goroutine. Its TEPs and AEADs are ignored
 	// (Policy decides); a nil Cache gets one shared by the queues, so
@@ -97,6 +101,9 @@ func (c *Config) withDefaults() (Config, marks, error) {
 	}
 	if out.QueueMaxLen == 0 {
 		out.QueueMaxLen = 4096
+	}
+	if out.QueueRcvBuf <= 0 {
+		out.QueueRcvBuf = rcvBuf
 	}
 	if err := checkPolicy(&out.Policy); err != nil {
 		return out, marks{}, err

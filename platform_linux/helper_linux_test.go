@@ -87,6 +87,7 @@ func helperBackend(args []string) error {
 	cfg := Config{Queue: uint16(q), Queues: n, Policy: core.DefaultPolicy(),
 		Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	cfg.StrictConntrack = os.Getenv("TCPINC_TEST_STRICT_CT") == "1"
+	cfg.QueueRcvBuf, _ = strconv.Atoi(os.Getenv("TCPINC_TEST_RCVBUF"))
 	for _, a := range args[2:] {
 		p, _ := strconv.Atoi(a)
 		cfg.Policy.ExcludePorts = append(cfg.Policy.ExcludePorts, uint16(p))

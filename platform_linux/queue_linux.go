@@ -100,7 +100,7 @@ func newWorker(num uint16, cfg *Config, m marks, inj *injector) (*worker, error)
 	if err := w.eng.SetPolicy(cfg.Policy); err != nil {
 		return nil, fmt.Errorf("tcpinc: policy: %w", err)
 	}
-	if w.q, err = openNFQ(num, cfg.QueueMaxLen, maxBatch, rcvBuf); err != nil {
+	if w.q, err = openNFQ(num, cfg.QueueMaxLen, maxBatch, cfg.QueueRcvBuf); err != nil {
 		w.eng.Close()
 		return nil, queueError(num, "binding", err)
 	}

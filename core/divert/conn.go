@@ -334,6 +334,7 @@ func (c *conn) inHandshake(p *Packet, pk *packet.Packet) {
 		}
 		if c.tracker.State() == eno.StateNegotiating || v.Event == eno.EventEnabled {
 			c.clampMSS(p, pk)
+			c.noSACK(p, pk)
 		}
 		if flags&packet.ACK == 0 && c.tracker.State() != eno.StateDisabled {
 			c.e.ctr.ConnsOffered++
@@ -348,6 +349,23 @@ func (c *conn) inHandshake(p *Packet, pk *packet.Packet) {
 		if c.phase != phaseGone && flags&packet.SYN == 0 {
 			c.inData(p, pk)
 		}
+	}
+}
+
+// noSACK removes SACK-permitted from the peer's SYN or SYN-ACK before
+// the local stack sees it, so that the stacks of an encrypted connection
+// do not negotiate SACK: the engine cannot map SACK blocks (it removes
+// them), and a stack that believes in SACK ignores duplicate ACKs
+// without them, so it would recover every loss only by its timer. With
+// SACK off, the duplicate ACKs the peer's engine sends for data beyond a
+// hole trigger fast retransmit (RFC 5681).
+func (c *conn) noSACK(p *Packet, pk *packet.Packet) {
+	if _, ok := pk.TCP().Options().Find(packet.OptSACKPermitted); !ok {
+		return
+	}
+	if pk.RemoveOption(packet.OptSACKPermitted) == nil {
+		c.e.ctr.SACKRemoved++
+		p.Buf, p.Modified = pk.Bytes(), true
 	}
 }
 

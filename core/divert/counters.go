@@ -39,6 +39,7 @@ type Counters struct {
 	BytesDecrypted    uint64
 	Retransmits       uint64 // outbound retransmissions re-sent from the send buffer
 	Redeliveries      uint64 // inbound frames opened again for the local stack
+	DupAcksSent       uint64 // duplicate ACKs for data beyond a hole in the wire stream
 
 	DropDuplicate    uint64 // inbound segments with nothing new
 	DropOutOfWindow  uint64
@@ -50,6 +51,7 @@ type Counters struct {
 	DropUnexpected   uint64 // segments the state machine cannot use
 	SYNDataDiscarded uint64
 	MSSClamped       uint64
+	SACKRemoved      uint64 // SACK-permitted taken out of a peer's SYN or SYN-ACK
 	NoOptionSpace    uint64 // SYN without room for ENO: sent plain
 }
 

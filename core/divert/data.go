@@ -572,6 +572,13 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 	}
 	prevAck := c.snd.ackedLocal
 	localAck := prevAck
+	// A duplicate acknowledgment on the wire (the peer saw data beyond
+	// a hole, RFC 5681) goes to the stack as one, so that it retransmits
+	// without waiting for its timer. An ack that moved within a frame
+	// does not: to the stack it would look like a duplicate and cause a
+	// spurious retransmission.
+	dupAck := flags&(packet.ACK|packet.SYN|packet.FIN|packet.RST) == packet.ACK && pk.PayloadLen() == 0 &&
+		tcp.Ack() == c.snd.una && c.snd.una != c.snd.wireNxt
 	if flags&packet.ACK != 0 {
 		localAck = c.snd.onAck(tcp.Ack())
 		if !c.initTimer.IsZero() && (c.snd.frames.len() == 0 || c.snd.frames.at(0).wire != c.localISN+1) {
@@ -648,7 +655,7 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 	if first {
 		// Nothing to deliver: pass the acknowledgment on if it says
 		// something new, else drop the segment.
-		if localAck != prevAck || tcp.Window() != c.lastInWnd || flags&packet.FIN != 0 && r.finp {
+		if localAck != prevAck || tcp.Window() != c.lastInWnd || flags&packet.FIN != 0 && r.finp || dupAck {
 			c.place(p, &first, Inbound, c.build(Inbound, r.localNxt, localAck, packet.ACK, nil))
 		} else {
 			p.Verdict = Drop
@@ -665,6 +672,12 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 			// Part of a frame arrived and the stack gets nothing to
 			// acknowledge: acknowledge it here, so the peer sends the
 			// rest.
+			c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, wa, packet.ACK, nil))
+		} else if pk.PayloadLen() > 0 && seqGT(seq, r.partEnd) {
+			// Data beyond a hole: a duplicate acknowledgment, as a TCP
+			// receiver sends for out-of-order data (RFC 5681), so the
+			// peer's stack retransmits the hole soon.
+			c.e.ctr.DupAcksSent++
 			c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, wa, packet.ACK, nil))
 		}
 	}

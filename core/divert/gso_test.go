@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"tcpinc.dev/tcpinc/core"
 	"tcpinc.dev/tcpinc/core/packet"
 	"tcpinc.dev/tcpinc/core/tcpcrypt"
 )
@@ -330,5 +331,67 @@ func TestSegmentedLaterSkipsChecksum(t *testing.T) {
 	}
 	if !bytes.Equal(got, msg) {
 		t.Fatalf("B got %d bytes", len(got))
+	}
+}
+
+// The stacks of an encrypted connection do not negotiate SACK (the
+// engine removes SACK blocks), so that duplicate ACKs make them
+// retransmit; data beyond a hole draws a duplicate ACK, and a duplicate
+// ACK reaches the sender's stack as one.
+func TestDuplicateACKsWithoutSACK(t *testing.T) {
+	r := newRig(t, Config{}, Config{})
+	const sport = 42005
+	a := netip.AddrPortFrom(addrA.Addr(), sport)
+	isnA, isnB := uint32(sport)*1000, uint32(sport)*3000
+	toB, _ := r.send(true, seg(t, a, addrB, isnA, 0, packet.SYN, synOpts(), nil))
+	if _, tcp := tcpOf(t, toB[0]); func() bool { _, ok := tcp.Options().Find(packet.OptSACKPermitted); return ok }() {
+		t.Fatal("B's stack got SACK-permitted in an ENO SYN")
+	}
+	r.send(false, seg(t, addrB, a, isnB, isnA+1, packet.SYN|packet.ACK, synOpts(), nil))
+	r.send(true, seg(t, a, addrB, isnA+1, isnB+1, packet.ACK, nil, nil))
+	if ia, _ := r.engA.Lookup(a, addrB); ia.State != "encrypted" {
+		t.Fatalf("state %s", ia.State)
+	}
+	var wire [][]byte
+	for i := range 3 {
+		w, _ := r.run(r.engA, Outbound, seg(t, a, addrB, isnA+1+uint32(i*100), isnB+1, packet.ACK|packet.PSH, nil, bytes.Repeat([]byte{'x'}, 100)))
+		wire = append(wire, w...)
+	}
+	// The first segment is lost: the second and third draw duplicate ACKs.
+	var dups [][]byte
+	for _, w := range wire[1:] {
+		out, in := r.run(r.engB, Inbound, w)
+		if len(in) != 0 {
+			t.Fatal("data beyond a hole reached B's stack")
+		}
+		dups = append(dups, out...)
+	}
+	if len(dups) != 2 || r.engB.Counters().DupAcksSent != 2 {
+		t.Fatalf("%d duplicate ACKs (counted %d), want 2", len(dups), r.engB.Counters().DupAcksSent)
+	}
+	wseq, _, _ := payloadOf(t, wire[0])
+	for _, d := range dups {
+		if _, tcp := tcpOf(t, d); tcp.Ack() != wseq {
+			t.Fatalf("duplicate ACK acknowledges %d, want %d", tcp.Ack(), wseq)
+		}
+		_, toStack := r.run(r.engA, Inbound, d)
+		if len(toStack) != 1 {
+			t.Fatal("a duplicate ACK did not reach A's stack")
+		}
+		if _, tcp := tcpOf(t, toStack[0]); tcp.Ack() != isnA+1 || tcp.Flags() != packet.ACK {
+			t.Fatalf("A's stack got ack %d (flags %v), want a pure duplicate ACK of %d", tcp.Ack(), tcp.Flags(), isnA+1)
+		}
+	}
+}
+
+// A plain connection keeps SACK.
+func TestPlainKeepsSACK(t *testing.T) {
+	r := newRig(t, Config{}, Config{})
+	mustSetPolicy(t, r.engB, core.Policy{})
+	a := netip.AddrPortFrom(addrA.Addr(), 42006)
+	r.send(true, seg(t, a, addrB, 1, 0, packet.SYN, synOpts(), nil))
+	toA, _ := r.send(false, seg(t, addrB, a, 2, 2, packet.SYN|packet.ACK, synOpts(), nil))
+	if _, tcp := tcpOf(t, toA[0]); func() bool { _, ok := tcp.Options().Find(packet.OptSACKPermitted); return !ok }() {
+		t.Fatal("SACK-permitted removed from a plain connection's SYN-ACK")
 	}
 }

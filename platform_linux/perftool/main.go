@@ -66,6 +66,7 @@ func backend(args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	stats := fs.String("stats", "", "write the counters as JSON here on exit")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	rcvbuf := fs.Int("rcvbuf", 0, "queue socket receive buffer in bytes (0: the backend's default)")
 	fs.Parse(args)
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {
@@ -73,10 +74,11 @@ func backend(args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	d, err := platform_linux.NewDivert(platform_linux.Config{
-		Queue:  uint16(*queue),
-		Queues: *queues,
-		Policy: core.Policy{Enabled: *enabled, Resumption: *resumption},
-		Log:    log,
+		Queue:       uint16(*queue),
+		Queues:      *queues,
+		Policy:      core.Policy{Enabled: *enabled, Resumption: *resumption},
+		QueueRcvBuf: *rcvbuf,
+		Log:         log,
 	})
 	if err != nil {
 		return err
