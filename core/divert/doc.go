@@ -80,9 +80,17 @@
 // A SYN on the 4-tuple of an ended or plain connection starts a new
 // connection (TIME_WAIT reuse), counted in ConnsReused.
 //
+// # Loss
+//
+// SACK blocks cannot be mapped and are removed; SACK-permitted is taken
+// out of the peer's SYN or SYN-ACK of a connection being negotiated, so
+// the stacks count duplicate ACKs (RFC 5681). The engine sends one for
+// inbound data beyond a hole in the wire stream, and passes a duplicate
+// ACK from the peer to the stack (but not an ACK that only moved within
+// a frame).
+//
 // # Not yet done (see the notes)
 //
-// SACK blocks are removed, so loss recovery relies on duplicate ACKs and
-// timeouts; the engine makes no SACK or duplicate ACKs of its own for
-// out-of-order wire data; timers are found by scanning the table.
+// No SACK between the stacks of an encrypted connection (loss recovery
+// is NewReno-style); timers are found by scanning the table.
 package divert
