@@ -7,7 +7,7 @@ BENCHTIME ?= 1s
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
 # Packages with no OS-specific code: their Windows test binaries also run
 # under wine, where wine is installed.
-NEUTRAL   := ./core/...
+NEUTRAL   := ./core/... ./cmd/tcpinc-tray/internal/tray ./cmd/tcpinc-tray/icons/...
 
 export CGO_ENABLED ?= 0
 
