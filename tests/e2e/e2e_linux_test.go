@@ -402,7 +402,7 @@ func TestNAT(t *testing.T) {
 // lossSize bytes go through.
 const (
 	lossPercent = "2"
-	lossSize    = 1 << 20
+	lossSize    = 4 << 20
 )
 
 // TestLoss: the router drops 2% of the TCP packets it forwards (nft
