@@ -22,8 +22,10 @@
 # Where wine64 and mingw-w64 are installed (as root they are), the Windows
 # build runs too, in Wine's virtual desktop, whose taskbar has a
 # notification area: that shows the ICO icons and the menu through
-# fyne.io/systray's Windows code. Wine has no AF_UNIX sockets, so there the
-# tray can only show its error state.
+# fyne.io/systray's Windows code. The Windows build of the fake tcpincd
+# serves the control pipe \\.\pipe\tcpinc in that wine prefix (its own
+# wineserver, so nothing else sees it): first encrypting, then as a
+# service that runs without capture (no WinDivert driver).
 #
 # Usage: scripts/tray-screenshot.sh [OUTDIR]   (default docs/)
 # As root it installs the Debian packages it needs; otherwise it says which.
@@ -317,6 +319,8 @@ wine_demo() {
 	fi
 	echo "tray-screenshot: Windows build under wine"
 	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $GO build -ldflags -H=windowsgui -o "$tmp/win/tcpinc-tray.exe" ./cmd/tcpinc-tray
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $GO build -o "$tmp/win/fakectld.exe" ./cmd/tcpinc-tray/internal/fakectl/fakectld
+	GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $GO build -o "$tmp/win/tcpinc.exe" ./cmd/tcpinc
 	(
 		export WINEPREFIX="$tmp/wine" WINEDEBUG=-all WINEARCH=win64
 		# A display of its own: Wine's desktop window fills it.
@@ -330,7 +334,22 @@ wine_demo() {
 		# (see scripts/wine-test.sh).
 		x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
 			scripts/wine/bcryptprimitives.c -ladvapi32
-		"$wine" explorer /desktop=tcpinc,640x400 "$tmp/win/tcpinc-tray.exe" --control 'C:\ProgramData\tcpinc\tcpincd.sock' \
+		# The fake tcpincd on the default pipe, so the tray needs no
+		# --control.
+		"$wine" "$tmp/win/fakectld.exe" --control tcpinc --state encrypted >"$tmp/wine-fake.log" 2>&1 &
+		fpid=$!
+		# wait_fake text: until tcpinc.exe status (over the pipe) says it.
+		wait_fake() {
+			for _ in $(seq 30); do
+				"$wine" "$tmp/win/tcpinc.exe" status 2>&1 | grep -q "$1" && return 0
+				sleep 1
+			done
+			echo "tray-screenshot: the fake tcpincd under wine does not say '$1':" >&2
+			cat "$tmp/wine-fake.log" >&2
+			exit 1
+		}
+		wait_fake 'state: *running'
+		"$wine" explorer /desktop=tcpinc,640x400 "$tmp/win/tcpinc-tray.exe" --interval 1s \
 			>"$tmp/wine-tray.log" 2>&1 &
 		# A fresh Wine prefix takes a while to start its desktop.
 		for _ in $(seq 60); do grep -q 'tcpinc-tray started' "$tmp/wine-tray.log" && break; sleep 1; done
@@ -339,13 +358,45 @@ wine_demo() {
 			cat "$tmp/wine-tray.log" >&2
 			exit 1
 		}
-		sleep 4
-		# The notification area is at the right end of the taskbar.
-		xdotool mousemove 629 389 click 3
-		sleep 2
-		import -window root "$tmp/full.png"
-		"$CONVERT" "$tmp/full.png" -crop 400x240+240+160 +repage "$outdir/tray-windows-wine.png"
-		echo "tray-screenshot: $outdir/tray-windows-wine.png"
+		# wine_shot name colour: checks the colour of the icon in the
+		# notification area (right end of the taskbar), then opens its
+		# menu and takes docs/tray-windows-NAME.png.
+		wine_shot() {
+			local rgb got
+			import -window root "$tmp/full.png"
+			rgb=$("$CONVERT" "$tmp/full.png" -crop 14x12+623+388 +repage \
+				-format '%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]' info:)
+			got=$(echo "$rgb" | awk '{ r=$1; g=$2; b=$3; hi=r; lo=r
+				if (g>hi) hi=g; if (b>hi) hi=b; if (g<lo) lo=g; if (b<lo) lo=b
+				if (hi-lo < 0.06) print "grey"; else if (hi==r) print "red"; else if (hi==g) print "green"; else print "blue" }')
+			if [ "$got" != "$2" ]; then
+				echo "tray-screenshot: FAIL: under wine, the $1 icon is $got (mean RGB $rgb), want $2" >&2
+				cat "$tmp/wine-tray.log" "$tmp/wine-fake.log" >&2
+				exit 1
+			fi
+			echo "tray-screenshot: under wine, the $1 icon is $got"
+			xdotool mousemove 629 389 click 3
+			sleep 2
+			import -window root "$tmp/full.png"
+			"$CONVERT" "$tmp/full.png" -crop 400x240+240+160 +repage "$outdir/tray-windows-$1.png"
+			echo "tray-screenshot: $outdir/tray-windows-$1.png"
+			# Close the menu.
+			xdotool key Escape
+			sleep 0.5
+			xdotool mousemove 100 100 click 1
+			sleep 0.5
+		}
+		# The tray polls every second.
+		sleep 3
+		wine_shot wine green
+		# The same tcpincd as a service that cannot capture: the tray
+		# must show the red icon and the reason, not "on".
+		kill $fpid
+		wait $fpid 2>/dev/null || true
+		"$wine" "$tmp/win/fakectld.exe" --control tcpinc --state unavailable >>"$tmp/wine-fake.log" 2>&1 &
+		wait_fake 'state: *capture unavailable: '
+		sleep 3
+		wine_shot unavailable red
 	)
 }
 wine_demo
