@@ -43,7 +43,8 @@ type worker struct {
 	inj   *injector
 	user  func(divert.Event) // the daemon's OnEvent
 
-	wake    chan struct{} // the engine's deadline may have moved
+	wake    chan struct{} // the engine's deadline may have moved earlier
+	armed   atomic.Int64  // the deadline the timer goroutine waits for (UnixNano), 0: none
 	stopped chan struct{} // closed when run returns
 
 	mu      sync.Mutex
@@ -55,8 +56,6 @@ type worker struct {
 	out     []divert.Packet
 
 	stats   backendStats
-	snapMu  sync.Mutex
-	snap    divert.Counters
 	running atomic.Bool
 }
 
@@ -159,9 +158,16 @@ func (w *worker) run(ctx context.Context, fatal func(error)) {
 		w.mu.Lock()
 		w.process(n)
 		w.mu.Unlock()
-		select {
-		case w.wake <- struct{}{}:
-		default:
+		// Wake the timer goroutine only when the engine now needs it
+		// sooner than it is armed for (a wake-up per batch costs a
+		// thread switch).
+		if d := w.eng.NextDeadline(); !d.IsZero() {
+			if a := w.armed.Load(); a == 0 || d.UnixNano() < a {
+				select {
+				case w.wake <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}
 }
@@ -175,8 +181,10 @@ func (w *worker) timers(ctx context.Context) {
 	var out []divert.Packet
 	for {
 		if d := w.eng.NextDeadline(); !d.IsZero() {
+			w.armed.Store(d.UnixNano())
 			timer.Reset(max(time.Until(d), 0))
 		} else {
+			w.armed.Store(0)
 			timer.Stop()
 		}
 		select {
@@ -246,10 +254,6 @@ func (w *worker) process(n int) {
 	clear(w.pkts)
 	clear(w.orig)
 	clear(w.out) // engine memory: do not keep it alive
-	c := w.eng.Counters()
-	w.snapMu.Lock()
-	w.snap = c
-	w.snapMu.Unlock()
 }
 
 // addPacket takes one packet message of a slot for the batch. The
@@ -434,11 +438,9 @@ func (w *worker) do(fn func(*divert.Engine)) bool {
 	return true
 }
 
-func (w *worker) counters() divert.Counters {
-	w.snapMu.Lock()
-	defer w.snapMu.Unlock()
-	return w.snap
-}
+// counters reads the engine's counters (the engine locks itself; no
+// copy is kept per batch).
+func (w *worker) counters() divert.Counters { return w.eng.Counters() }
 
 // close unbinds the queue (run must have returned) and erases the
 // engine's secrets.
