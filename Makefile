@@ -5,8 +5,8 @@ GO        ?= go
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 PLATFORMS := linux/amd64 linux/arm64 windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
-# Packages with no OS-specific code: their Windows test binaries also run
-# under wine, where wine is installed.
+# Packages whose Windows test binaries run under wine (OS-neutral code, or
+# code whose Windows parts wine can run), where wine is installed.
 NEUTRAL   := ./core/... ./cmd/tcpinc-tray/internal/tray ./cmd/tcpinc-tray/icons/...
 
 export CGO_ENABLED ?= 0
