@@ -84,8 +84,8 @@ type conn struct {
 	carrier   *Packet // the stack's bare ACK that Init1 may replace (during enable)
 	// Window scaling (RFC 7323): the shift of the windows the peer
 	// advertises, once both SYNs carried the option.
-	localWS, peerWS bool
-	peerShift       uint8
+	localWS, peerWS       bool
+	peerShift, localShift uint8
 }
 
 func (c *conn) init() {
@@ -222,7 +222,8 @@ func (c *conn) outHandshake(p *Packet, pk *packet.Packet) {
 	}
 	if flags&packet.SYN != 0 {
 		c.localISN, c.haveLocalISN = tcp.Seq(), true
-		_, c.localWS = tcp.Options().WindowScale()
+		c.localShift, c.localWS = tcp.Options().WindowScale()
+		c.localShift = min(c.localShift, 14)
 	}
 	opt, ev := c.tracker.Send(nil, enoSegment(pk))
 	if flags&packet.SYN != 0 && len(opt) > 0 && c.tracker.State() != eno.StateDisabled {

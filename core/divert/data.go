@@ -1010,7 +1010,7 @@ func (c *conn) buildN(dir Direction, seq, ack uint32, flags packet.Flags, payloa
 	seg := packet.Segment{Seq: seq, Ack: ack, Flags: flags, Payload: payload}
 	ts := &c.inTS
 	if dir == Outbound {
-		seg.Src, seg.Dst, seg.Window = c.key.local, c.key.remote, c.outWnd
+		seg.Src, seg.Dst, seg.Window = c.key.local, c.key.remote, c.peerWindow(ack)
 		ts = &c.outTS
 		if c.needENO && flags&packet.RST == 0 {
 			opt, _ := c.tracker.Send(opts, eno.Segment{ACK: true, DataLen: dataLen})
@@ -1037,6 +1037,28 @@ func (c *conn) buildN(dir Direction, seq, ack uint32, flags packet.Flags, payloa
 		return nil
 	}
 	return b
+}
+
+// peerWindow is the window an outbound segment acknowledging ack gives
+// the peer: the stack's, less what ack covers beyond the wire bytes the
+// stack has acknowledged (the start of an incomplete frame, see
+// recvSide.wireAck), so that the right edge of the window stays where
+// the stack put it and the peer never sends more than the stack can
+// hold.
+func (c *conn) peerWindow(ack uint32) uint16 {
+	extra := ack - c.rcv.ackedWire
+	if c.phase != phaseKeys && c.phase != phaseEncrypted || !seqGT(ack, c.rcv.ackedWire) {
+		return c.outWnd
+	}
+	shift := uint8(0)
+	if c.localWS && c.peerWS {
+		shift = c.localShift
+	}
+	w := uint64(c.outWnd) << shift
+	if w <= uint64(extra) {
+		return 0
+	}
+	return uint16((w - uint64(extra)) >> shift)
 }
 
 // localWindow is the peer's latest window as the local stack gets it:

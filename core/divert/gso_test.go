@@ -254,8 +254,16 @@ func TestPartialFrameAcknowledged(t *testing.T) {
 			if len(out) != 1 {
 				t.Fatalf("at %d: %d acknowledgments, want 1", off, len(out))
 			}
-			if _, tcp := tcpOf(t, out[0]); tcp.Ack() != wseq+uint32(off+len(part)) {
+			_, tcp := tcpOf(t, out[0])
+			if tcp.Ack() != wseq+uint32(off+len(part)) {
 				t.Fatalf("at %d: ack %d, want %d", off, tcp.Ack(), wseq+uint32(off+len(part)))
+			}
+			// The window shrinks by what the ack covers beyond the
+			// stack's own acknowledgment (scale 7 on both sides): the
+			// right edge stays where B's stack put it.
+			acked := uint32(off + len(part))
+			if want := uint16((5000<<7 - acked) >> 7); tcp.Window() != want {
+				t.Fatalf("at %d: window %d, want %d", off, tcp.Window(), want)
 			}
 		}
 	}
