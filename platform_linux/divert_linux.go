@@ -31,8 +31,10 @@ type Divert struct {
 	keys  *divert.KeyPool
 
 	mu      sync.Mutex
-	policy  core.Policy // current; Apply replaces it
-	rules   bool        // the table is installed (Run, until it returns)
+	policy  core.Policy   // current; Apply replaces it
+	rules   bool          // the table is installed (Run, until it returns)
+	tried   bool          // Run tried to install the table: only then is it ours to remove
+	ready   chan struct{} // closed once the rules are installed
 	running bool
 	closed  bool
 	stop    context.CancelFunc // ends Run
@@ -47,7 +49,7 @@ func NewDivert(cfg Config) (*Divert, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Divert{cfg: c, marks: m, policy: c.Policy}
+	d := &Divert{cfg: c, marks: m, policy: c.Policy, ready: make(chan struct{})}
 	if d.cfg.Engine.Ephemerals == nil {
 		// Keys generated ahead of time: a fresh key exchange costs one
 		// key agreement on the packet path instead of two operations.
@@ -119,8 +121,12 @@ func (d *Divert) Run(ctx context.Context) (err error) {
 		}()
 	}
 	d.mu.Lock()
+	d.tried = true
 	err = installRules(d.nft, d.ruleSpec(&d.policy))
 	d.rules = err == nil
+	if d.rules {
+		close(d.ready)
+	}
 	d.mu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("tcpinc: installing the nftables rules (table inet %s): %w", TableName, err)
@@ -194,8 +200,19 @@ func (d *Divert) Close() error {
 		d.inj.close()
 	}
 	d.keys.Close()
+	d.mu.Lock()
+	tried := d.tried
+	d.mu.Unlock()
 	if d.nft != nil {
-		// Run removes the rules; this covers a Run that could not.
+		// Run removes the rules; this covers a Run that could not. A
+		// backend that never tried to install the table leaves it alone:
+		// it may be another running instance's (a second tcpincd that
+		// failed to bind its queues must not uncover the first one's
+		// encrypted connections).
+		if !tried {
+			d.nft.CloseLasting()
+			return err
+		}
 		if rerr := removeRules(d.nft); rerr != nil && !isPermission(rerr) {
 			err = fmt.Errorf("tcpinc: removing table inet %s: %w", TableName, rerr)
 		}
@@ -205,6 +222,9 @@ func (d *Divert) Close() error {
 }
 
 var _ core.Backend = (*Divert)(nil)
+
+// Ready is closed once the capture rules are installed (daemon.Readier).
+func (d *Divert) Ready() <-chan struct{} { return d.ready }
 
 // Mode is core.ModeDivert.
 func (d *Divert) Mode() core.Mode { return core.ModeDivert }

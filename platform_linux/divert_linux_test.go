@@ -159,6 +159,12 @@ func TestQueueInUse(t *testing.T) {
 	if !strings.Contains(msg, "in use by another process") {
 		t.Errorf("second backend on queue 0: %q, want an 'in use by another process' error", msg)
 	}
+	// The failed second backend must leave the first one's table alone:
+	// without it the first one's encrypted connections would go out plain.
+	second.stop(10 * time.Second)
+	if out := mustRun(t, "ip", "netns", "exec", p.a, "nft", "list", "tables"); !strings.Contains(out, "inet "+TableName) {
+		t.Errorf("the running backend's table is gone after a second backend failed to start:\n%s", out)
+	}
 	stopBackend(t, b, p.a)
 }
 
