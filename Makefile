@@ -16,16 +16,23 @@ export CGO_ENABLED ?= 0
 TEST_EXTRA :=
 -include mk/*.mk
 
-.PHONY: all build test unit vet vectors vectors-check fuzz bench wine-test fmt-check tidy-check help demo
+.PHONY: all build test unit vet vectors vectors-check fuzz bench wine-test fmt-check help demo
 
 all: build
 
 help:
-	@echo "make demo    - (root) tcpincd in two network namespaces, curl across, checks"
-	@echo "make test    - vet (all OS/arch), unit tests + fuzz seeds, vector check"
-	@echo "make fuzz    - run every fuzz target for FUZZTIME (default 30s)"
-	@echo "make bench   - benchmarks (crypto, packet, handshake, divert engine)"
-	@echo "make vectors - regenerate testdata/vectors.json"
+	@echo "make demo            - (root) tcpincd in two network namespaces, curl across, checks"
+	@echo "make test            - everything CI runs: vet (all OS/arch), all tests, vectors, wine, MSI, packages"
+	@echo "make bench           - core microbenchmarks; as root also plain vs divert vs redirect (docs/benchmarks.md)"
+	@echo "make fuzz            - run every fuzz target for FUZZTIME (default 30s)"
+	@echo "make vectors         - regenerate testdata/vectors.json"
+	@echo "make deb             - Debian package (dist/tcpinc_<version>_<arch>.deb)"
+	@echo "make msi             - Windows installer (needs WINDIVERT_DIR; see docs/windows-msi.md)"
+	@echo "make msi-test        - test-only Windows installer with placeholder driver files"
+	@echo "make pkg-darwin      - macOS packages (dist/tcpinc-<version>-darwin-*.tar.gz)"
+	@echo "make tray-screenshot - the tray icon under Xvfb in every state: docs/tray-*.png"
+	@echo "make tray-icons      - render the tray icons from their SVG sources"
+	@echo "make perf-divert     - (root) the divert backend's own throughput measurement"
 
 build:
 	$(GO) build ./...
