@@ -3,7 +3,6 @@ package control
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -16,23 +15,11 @@ import (
 // /proc. If the groups cannot be read the caller is judged on its uid
 // and primary group alone: failing closed.
 func peerCred(c net.Conn, a *access) (Peer, error) {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return Peer{UID: -1}, fmt.Errorf("control connection is a %T, not a Unix socket", c)
-	}
-	raw, err := uc.SyscallConn()
+	cred, err := peerSockopt(c, "SO_PEERCRED", func(fd int) (*unix.Ucred, error) {
+		return unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
 	if err != nil {
 		return Peer{UID: -1}, err
-	}
-	var cred *unix.Ucred
-	var cerr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return Peer{UID: -1}, err
-	}
-	if cerr != nil {
-		return Peer{UID: -1}, fmt.Errorf("SO_PEERCRED: %w", cerr)
 	}
 	p := Peer{UID: int(cred.Uid), PID: int(cred.Pid)}
 	gids := []int{int(cred.Gid)}
