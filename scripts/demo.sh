@@ -13,6 +13,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/netns.sh
+. scripts/lib/netns.sh
 GO=${GO:-go}
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -29,32 +31,13 @@ IP_B=10.231.9.2
 PORT=8080
 MARKER=TCPINC-DEMO-PLAINTEXT-MARKER
 tmp=$(mktemp -d /tmp/tcpinc-demo.XXXXXX)
-pids=()
 failed=0
 
 say() { printf '\n== %s\n' "$*"; }
 pass() { printf '   PASS  %s\n' "$*"; }
 fail() { printf '   FAIL  %s\n' "$*"; failed=1; }
 
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${pids[@]}"; do
-		kill -TERM "$p" 2>/dev/null || true
-	done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	ip netns del "$A" 2>/dev/null || true
-	ip netns del "$B" 2>/dev/null || true
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+netns_cleanup_on_exit "$tmp" "$A" "$B"
 
 # wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
 wait_for() {

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/netns.sh
+. scripts/lib/netns.sh
 GO=${GO:-go}
 DURATION=${DURATION:-3}
 ROUNDS=${ROUNDS:-3}
@@ -39,25 +41,7 @@ B=tcip-pb-$id
 IP_A=10.233.1.1
 IP_B=10.233.1.2
 tmp=$(mktemp -d /tmp/tcip-perf.XXXXXX)
-pids=()
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do
-		for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	ip netns del "$A" 2>/dev/null || true
-	ip netns del "$B" 2>/dev/null || true
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+netns_cleanup_on_exit "$tmp" "$A" "$B"
 
 CGO_ENABLED=0 "$GO" build -o "$tmp/perftool" ./platform_linux/perftool
 PT=$tmp/perftool
