@@ -129,11 +129,7 @@ func TestOpenSerialised(t *testing.T) {
 
 func TestParams(t *testing.T) {
 	m := loadMock(t)
-	h, err := m.dll.Open("false", LayerNetwork, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := m.open(t, "false")
 	for _, c := range []struct {
 		p Param
 		v uint64
@@ -149,8 +145,7 @@ func TestParams(t *testing.T) {
 		t.Errorf("out of range: %v", err)
 	}
 	m.version(2, 1)
-	h2, _ := m.dll.Open("false", LayerNetwork, 0, 0)
-	defer h2.Close()
+	h2 := m.open(t, "false")
 	if major, minor, err := h2.Version(); err != nil || major != 2 || minor != 1 {
 		t.Errorf("version %d.%d %v", major, minor, err)
 	}
@@ -186,30 +181,14 @@ func testPackets(n int) ([][]byte, []Address) {
 // and without overlapped completion.
 func TestRecvSendBatches(t *testing.T) {
 	m := loadMock(t)
-	h, err := m.dll.Open("tcp", LayerNetwork, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := m.open(t, "tcp")
 	pkts, addrs := testPackets(600)
 	for i := range pkts {
 		m.queue(t, h.h, pkts[i], &addrs[i])
 	}
-	rb, err := NewRecvBuffer(0) // MTUMax: about 60 packets per batch
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rb.Close()
-	big, err := NewRecvBuffer(1 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer big.Close()
-	sb, err := NewSendBuffer(1 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sb.Close()
+	rb := recvBuffer(t, 0) // MTUMax: about 60 packets per batch
+	big := recvBuffer(t, 1<<20)
+	sb := sendBuffer(t, 1<<20)
 	got, batches, maxBatch := 0, 0, 0
 	for got < len(pkts) {
 		b := rb
@@ -259,13 +238,8 @@ func TestRecvSendBatches(t *testing.T) {
 // arrives, and a second reader is refused meanwhile.
 func TestRecvPending(t *testing.T) {
 	m := loadMock(t)
-	h, err := m.dll.Open("tcp", LayerNetwork, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	rb, _ := NewRecvBuffer(0)
-	defer rb.Close()
+	h := m.open(t, "tcp")
+	rb := recvBuffer(t, 0)
 	done, err := h.StartRecv(rb)
 	if err != nil || done {
 		t.Fatalf("StartRecv on an empty queue: done %v err %v", done, err)
@@ -273,8 +247,7 @@ func TestRecvPending(t *testing.T) {
 	if m.pendingRecv(h.h) != 1 {
 		t.Fatal("no receive pending in the driver")
 	}
-	rb2, _ := NewRecvBuffer(0)
-	defer rb2.Close()
+	rb2 := recvBuffer(t, 0)
 	if _, err := h.StartRecv(rb2); !errors.Is(err, errConcurrentRecv) {
 		t.Errorf("second reader: %v", err)
 	}
@@ -302,13 +275,8 @@ func TestRecvPending(t *testing.T) {
 // queued packets were still delivered.
 func TestShutdownEndsRecv(t *testing.T) {
 	m := loadMock(t)
-	h, err := m.dll.Open("tcp", LayerNetwork, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	rb, _ := NewRecvBuffer(0)
-	defer rb.Close()
+	h := m.open(t, "tcp")
+	rb := recvBuffer(t, 0)
 	pkts, addrs := testPackets(3)
 	for i := range pkts {
 		m.queue(t, h.h, pkts[i], &addrs[i])
@@ -323,8 +291,7 @@ func TestShutdownEndsRecv(t *testing.T) {
 		t.Fatalf("empty after shutdown: %v", err)
 	}
 	// And a receive pending at the time of the shutdown.
-	h2, _ := m.dll.Open("tcp", LayerNetwork, 0, 0)
-	defer h2.Close()
+	h2 := m.open(t, "tcp")
 	if done, err := h2.StartRecv(rb); done || err != nil {
 		t.Fatal(done, err)
 	}
@@ -338,13 +305,8 @@ func TestShutdownEndsRecv(t *testing.T) {
 // is sent alone and only the bad one is lost.
 func TestSendIsolatesBadPacket(t *testing.T) {
 	m := loadMock(t)
-	h, err := m.dll.Open("tcp", LayerNetwork, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	sb, _ := NewSendBuffer(0)
-	defer sb.Close()
+	h := m.open(t, "tcp")
+	sb := sendBuffer(t, 0)
 	var a Address
 	for _, n := range []int{40, 60, 80} {
 		sb.Add(ipv4Packet(n), &a)
@@ -375,15 +337,9 @@ func TestSendIsolatesBadPacket(t *testing.T) {
 // copies; the real driver's is not included).
 func BenchmarkBatchRoundTrip(b *testing.B) {
 	m := loadMock(b)
-	h, err := m.dll.Open("tcp", LayerNetwork, 0, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer h.Close()
-	rb, _ := NewRecvBuffer(512 << 10)
-	defer rb.Close()
-	sb, _ := NewSendBuffer(512 << 10)
-	defer sb.Close()
+	h := m.open(b, "tcp")
+	rb := recvBuffer(b, 512<<10)
+	sb := sendBuffer(b, 512<<10)
 	pkt := ipv4Packet(1500)
 	var a Address
 	drain := make([]byte, MTUMax)

@@ -126,3 +126,36 @@ func sysDir(t testing.TB) string {
 	}
 	return d
 }
+
+// open opens a handle on the stand-in at the network layer, which the
+// test's cleanup closes.
+func (m *mock) open(t testing.TB, filter string) *Handle {
+	t.Helper()
+	h, err := m.dll.Open(filter, LayerNetwork, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// recvBuffer and sendBuffer make batch buffers the test's cleanup frees.
+func recvBuffer(t testing.TB, dataSize int) *RecvBuffer {
+	t.Helper()
+	b, err := NewRecvBuffer(dataSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+func sendBuffer(t testing.TB, dataSize int) *SendBuffer {
+	t.Helper()
+	b, err := NewSendBuffer(dataSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
