@@ -410,6 +410,19 @@ func transfer(t *testing.T, c, s net.Conn, marker []byte, size int) {
 	}
 }
 
+// secretExchange sends fwd bytes from c to s and back bytes from s to c,
+// all repetitions of marker, and fails t if the marker crossed the wire
+// in clear (the connection was to be encrypted).
+func (n *e2eNet) secretExchange(t *testing.T, c, s net.Conn, marker string, fwd, back int) {
+	t.Helper()
+	m := []byte(marker)
+	transfer(t, c, s, m, fwd)
+	transfer(t, s, c, m, back)
+	if n.wireContains(m) {
+		t.Error("the plaintext crossed the wire")
+	}
+}
+
 func encryptedConn(d core.Backend, local, remote netip.AddrPort) (core.ConnInfo, bool) {
 	ci, ok := d.Lookup(local, remote)
 	return ci, ok && ci.State == "encrypted" && len(ci.SessionID) > 0
@@ -431,12 +444,7 @@ func TestDivertEndToEnd(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ipv6=%v", v6), func(t *testing.T) {
 			c, s := n.dial(v6, 7000+uint16(b2i(v6)))
-			marker := []byte(fmt.Sprintf("PLAINTEXT-MARKER-%v-", v6))
-			transfer(t, c, s, marker, 256<<10)
-			transfer(t, s, c, marker, 64<<10)
-			if n.wireContains(marker) {
-				t.Error("the plaintext crossed the wire")
-			}
+			n.secretExchange(t, c, s, fmt.Sprintf("PLAINTEXT-MARKER-%v-", v6), 256<<10, 64<<10)
 			la, ra := addrPort(c, true), addrPort(c, false)
 			ca, okA := encryptedConn(n.a.backend, la, ra)
 			cb, okB := encryptedConn(n.b.backend, ra, la)
