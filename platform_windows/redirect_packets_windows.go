@@ -219,24 +219,10 @@ func (r *Redirect) toProxyIn(raw []byte, addr *Address, f flow, now time.Time) {
 	copy(buf, raw)
 	a := *addr
 	fixChecksums(buf, &a)
-	if _, done := r.hookDone[f]; !done {
-		r.st.HookPackets.Add(1)
-		out, v := r.hook.Process(buf, redirect.Inbound, now)
-		if v.Done {
-			r.hookDone[f] = now
-		}
-		if v.Action == redirect.Drop {
-			r.st.HookDropped.Add(1)
-			return
-		}
-		buf = out
-	}
-	if err := rewriteFlow(buf, f.remote, netip.AddrPortFrom(f.local.Addr(), r.portIn)); err != nil {
-		r.st.SendErrors.Add(1)
+	buf, ok := r.hookOnce(buf, f, redirect.Inbound, now)
+	if !ok || !r.readdress(buf, &a, f.remote, netip.AddrPortFrom(f.local.Addr(), r.portIn)) {
 		return
 	}
-	a.SetIPChecksum(true)
-	a.SetTCPChecksum(true)
 	r.st.Reflected[0].Add(1)
 	r.send(buf, &a)
 }
@@ -259,23 +245,11 @@ func (r *Redirect) fromProxyIn(raw []byte, addr *Address, f flow, flags packet.F
 	buf := r.scratch(len(raw))
 	copy(buf, raw)
 	a := *addr
-	if err := rewriteFlow(buf, wire.local, wire.remote); err != nil {
-		r.st.SendErrors.Add(1)
+	if !r.readdress(buf, &a, wire.local, wire.remote) {
 		return
 	}
-	a.SetIPChecksum(true)
-	a.SetTCPChecksum(true)
-	if _, done := r.hookDone[wire]; !done {
-		r.st.HookPackets.Add(1)
-		out, v := r.hook.Process(buf, redirect.Outbound, now)
-		if v.Done {
-			r.hookDone[wire] = now
-		}
-		if v.Action == redirect.Drop {
-			r.st.HookDropped.Add(1)
-			return
-		}
-		buf = out
+	if buf, ok = r.hookOnce(buf, wire, redirect.Outbound, now); !ok {
+		return
 	}
 	r.st.Reflected[1].Add(1)
 	r.send(buf, &a)
@@ -364,12 +338,9 @@ func (r *Redirect) applyDecisions() {
 			r.send(held, &addr)
 		case x.d.inbound:
 			r.st.Redirected.Add(1)
-			if err := rewriteFlow(held, x.d.f.remote, netip.AddrPortFrom(x.d.f.local.Addr(), r.portIn)); err != nil {
-				r.st.SendErrors.Add(1)
+			if !r.readdress(held, &addr, x.d.f.remote, netip.AddrPortFrom(x.d.f.local.Addr(), r.portIn)) {
 				continue
 			}
-			addr.SetIPChecksum(true)
-			addr.SetTCPChecksum(true)
 			r.st.Reflected[0].Add(1)
 			r.send(held, &addr)
 		default:
@@ -412,16 +383,45 @@ func (r *Redirect) unknown(f flow) {
 func (r *Redirect) reflect(raw []byte, addr *Address, src, dst netip.AddrPort, ctr *atomic.Uint64) {
 	buf := r.scratch(len(raw))
 	copy(buf, raw)
-	if err := rewriteFlow(buf, src, dst); err != nil {
-		r.st.SendErrors.Add(1)
-		return
-	}
 	a := *addr
 	a.SetOutbound(false)
-	a.SetIPChecksum(true)
-	a.SetTCPChecksum(true)
+	if !r.readdress(buf, &a, src, dst) {
+		return
+	}
 	ctr.Add(1)
 	r.send(buf, &a)
+}
+
+// readdress rewrites buf's addresses to src → dst and has the driver
+// compute both checksums when a goes out; false (counted) if buf is not
+// a TCP packet it can rewrite.
+func (r *Redirect) readdress(buf []byte, a *Address, src, dst netip.AddrPort) bool {
+	if err := rewriteFlow(buf, src, dst); err != nil {
+		r.st.SendErrors.Add(1)
+		return false
+	}
+	a.SetIPChecksum(true)
+	a.SetTCPChecksum(true)
+	return true
+}
+
+// hookOnce gives buf to the SYN hook in direction dir until the hook is
+// done with flow f, and returns what is to be sent on; false (counted):
+// the hook drops it.
+func (r *Redirect) hookOnce(buf []byte, f flow, dir redirect.Direction, now time.Time) ([]byte, bool) {
+	if _, done := r.hookDone[f]; done {
+		return buf, true
+	}
+	r.st.HookPackets.Add(1)
+	out, v := r.hook.Process(buf, dir, now)
+	if v.Done {
+		r.hookDone[f] = now
+	}
+	if v.Action == redirect.Drop {
+		r.st.HookDropped.Add(1)
+		return nil, false
+	}
+	return out, true
 }
 
 // hookPacket gives a wire leg's handshake segment to the SYN hook.
