@@ -94,9 +94,13 @@ func serveFake(t *testing.T, path string, d *fakectl.Daemon) (stop func()) {
 	return stop
 }
 
-// TestRealClient drives the controller through the real control client
-// and server: status fields, toggling, refusal and a daemon restart.
-func TestRealClient(t *testing.T) {
+// realTray serves a fake tcpincd in state (with enc encrypted and plain
+// plain connections) on a fresh Unix socket, and makes a controller that
+// reaches it through the real control client; the test's cleanup closes
+// the controller, then stops the fake. The fake listens on AF_UNIX, so
+// the test is skipped on Windows.
+func realTray(t *testing.T, state string, enc, plain int) (path string, d *fakectl.Daemon, stop func(), ui *recUI, c *tray.Controller) {
+	t.Helper()
 	if runtime.GOOS == "windows" {
 		t.Skip("the fake server's AF_UNIX socket is exercised on Unix")
 	}
@@ -105,16 +109,21 @@ func TestRealClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "c.sock")
-
-	d, err := fakectl.New("encrypted", 3, 2)
-	if err != nil {
+	path = filepath.Join(dir, "c.sock")
+	if d, err = fakectl.New(state, enc, plain); err != nil {
 		t.Fatal(err)
 	}
-	stop := serveFake(t, path, d)
-	ui := &recUI{}
-	c := tray.NewController(dialer(path), ui, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer c.Close()
+	stop = serveFake(t, path, d)
+	ui = &recUI{}
+	c = tray.NewController(dialer(path), ui, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	t.Cleanup(func() { c.Close() })
+	return path, d, stop, ui, c
+}
+
+// TestRealClient drives the controller through the real control client
+// and server: status fields, toggling, refusal and a daemon restart.
+func TestRealClient(t *testing.T) {
+	path, d, stop, ui, c := realTray(t, "encrypted", 3, 2)
 
 	c.Poll()
 	v := ui.view()
@@ -155,23 +164,7 @@ func TestRealClient(t *testing.T) {
 // (a Windows service without its driver) sends capture_error in its
 // status; the tray gets it through the real client and shows the reason.
 func TestRealClientCaptureUnavailable(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("the fake server's AF_UNIX socket is exercised on Unix")
-	}
-	dir, err := os.MkdirTemp("", "tcit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "c.sock")
-	d, err := fakectl.New("unavailable", 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveFake(t, path, d)
-	ui := &recUI{}
-	c := tray.NewController(dialer(path), ui, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	defer c.Close()
+	_, _, _, ui, c := realTray(t, "unavailable", 0, 0)
 	c.Poll()
 	v := ui.view()
 	if v.State != tray.StateError || v.StatusLine != "Capture unavailable" || v.Notice != fakectl.CaptureError ||
