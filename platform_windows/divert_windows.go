@@ -72,6 +72,22 @@ func loadConfigured(c *Config) (*DLL, error) {
 	return LoadDLL(path)
 }
 
+// openCapture opens a network-layer handle with filter at the
+// configured priority and sets its queue limits; a limit the driver
+// refuses is logged and the handle used with the driver's own.
+func openCapture(dll *DLL, c *Config, filter string) (*Handle, error) {
+	h, err := dll.Open(filter, LayerNetwork, c.Priority, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, qp := range c.queueParams() {
+		if err := h.SetParam(qp.p, qp.v); err != nil {
+			c.Log.Warn("tcpinc: setting a WinDivert queue limit", "param", qp.p, "value", qp.v, "err", err)
+		}
+	}
+	return h, nil
+}
+
 // probeDriver opens and closes a handle that captures nothing, which
 // installs and starts the driver, and checks its version.
 func probeDriver(dll *DLL, c *Config) error {
@@ -183,15 +199,10 @@ func (d *Divert) openWorker(id int, filter string, p *core.Policy) (*worker, err
 	if err != nil {
 		return nil, err
 	}
-	h, err := d.dll.Open(filter, LayerNetwork, d.cfg.Priority, 0)
+	h, err := openCapture(d.dll, &d.cfg, filter)
 	if err != nil {
 		eng.Close()
 		return nil, fmt.Errorf("opening the capture of worker %d: %w", id, err)
-	}
-	for _, qp := range d.cfg.queueParams() {
-		if err := h.SetParam(qp.p, qp.v); err != nil {
-			d.cfg.Log.Warn("tcpinc: setting a WinDivert queue limit", "param", qp.p, "value", qp.v, "err", err)
-		}
 	}
 	if w, err = newWorker(id, h, &d.cfg, eng); err != nil {
 		h.Close()

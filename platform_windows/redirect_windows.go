@@ -268,17 +268,12 @@ func (r *Redirect) Run(ctx context.Context) error {
 		r.closeListeners()
 		return fmt.Errorf("windivert: creating an event: %w", err)
 	}
-	if r.h, err = r.dll.Open(filter, LayerNetwork, r.cfg.Priority, 0); err != nil {
+	if r.h, err = openCapture(r.dll, &r.cfg, filter); err != nil {
 		r.rb.Close()
 		r.sb.Close()
 		windows.CloseHandle(r.wake)
 		r.closeListeners()
 		return fmt.Errorf("opening the capture: %w", err)
-	}
-	for _, p := range r.cfg.queueParams() {
-		if err := r.h.SetParam(p.p, p.v); err != nil {
-			r.cfg.Log.Warn("tcpinc: setting a WinDivert queue limit", "param", p.p, "value", p.v, "err", err)
-		}
 	}
 	var wg sync.WaitGroup
 	for _, ln := range r.lns {
