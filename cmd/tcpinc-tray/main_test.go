@@ -2,13 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -19,6 +16,7 @@ import (
 	"tcpinc.dev/tcpinc/cmd/tcpinc-tray/internal/tray"
 	"tcpinc.dev/tcpinc/service/cli"
 	"tcpinc.dev/tcpinc/service/control"
+	"tcpinc.dev/tcpinc/service/control/controltest"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -70,30 +68,6 @@ type recUI struct {
 func (u *recUI) Render(v tray.View) { u.mu.Lock(); u.v = v; u.mu.Unlock() }
 func (u *recUI) view() tray.View    { u.mu.Lock(); defer u.mu.Unlock(); return u.v }
 
-// serveFake runs the fake tcpincd on path until the returned stop is
-// called.
-func serveFake(t *testing.T, path string, d *fakectl.Daemon) (stop func()) {
-	t.Helper()
-	ln, err := control.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- control.Serve(ctx, ln, d) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
 // realTray serves a fake tcpincd in state (with enc encrypted and plain
 // plain connections) on a fresh Unix socket, and makes a controller that
 // reaches it through the real control client; the test's cleanup closes
@@ -104,16 +78,12 @@ func realTray(t *testing.T, state string, enc, plain int) (path string, d *fakec
 	if runtime.GOOS == "windows" {
 		t.Skip("the fake server's AF_UNIX socket is exercised on Unix")
 	}
-	dir, err := os.MkdirTemp("", "tcit")
+	path = controltest.SockPath(t)
+	d, err := fakectl.New(state, enc, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path = filepath.Join(dir, "c.sock")
-	if d, err = fakectl.New(state, enc, plain); err != nil {
-		t.Fatal(err)
-	}
-	stop = serveFake(t, path, d)
+	stop = controltest.Serve(t, path, d)
 	ui = &recUI{}
 	c = tray.NewController(dialer(path), ui, path, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	t.Cleanup(func() { c.Close() })
@@ -153,7 +123,7 @@ func TestRealClient(t *testing.T) {
 		t.Fatalf("daemon stopped: %+v", v)
 	}
 	d2, _ := fakectl.New("on", 0, 1)
-	serveFake(t, path, d2)
+	controltest.Serve(t, path, d2)
 	c.Poll()
 	if v := ui.view(); v.State != tray.StateOn || v.CountsLine != "Encrypted: 0   Plain: 1" {
 		t.Fatalf("daemon back: %+v", v)

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"tcpinc.dev/tcpinc/service/control"
+	"tcpinc.dev/tcpinc/service/control/controltest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -75,15 +75,8 @@ func shortDir(t *testing.T) string {
 }
 
 func sock(t *testing.T, h control.Handler) string {
-	path := filepath.Join(shortDir(t), "c.sock")
-	ln, err := control.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { control.Serve(ctx, ln, h); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	path := controltest.SockPath(t)
+	controltest.Serve(t, path, h)
 	return path
 }
 

@@ -2,17 +2,16 @@ package tcpincapi
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 
 	"tcpinc.dev/tcpinc/service/control"
+	"tcpinc.dev/tcpinc/service/control/controltest"
 )
 
 // fake answers lookups for one encrypted connection (enc), one being
@@ -44,20 +43,8 @@ func (f *fake) Lookup(p control.LookupParams) (control.LookupReply, error) {
 }
 
 func serve(t *testing.T, h control.Handler) string {
-	d, err := os.MkdirTemp("", "tcis")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	path := filepath.Join(d, "c.sock")
-	ln, err := control.Listen(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { control.Serve(ctx, ln, h); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	path := controltest.SockPath(t)
+	controltest.Serve(t, path, h)
 	return path
 }
 
