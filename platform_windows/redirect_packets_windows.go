@@ -466,21 +466,10 @@ func (r *Redirect) pass(raw []byte, addr *Address) {
 }
 
 func (r *Redirect) send(pkt []byte, a *Address) {
-	if !r.sb.Fits(len(pkt)) {
-		r.flush()
-	}
-	if !r.sb.Add(pkt, a) {
-		r.st.SendErrors.Add(1)
-	}
+	queueSend(r.h, r.sb, pkt, a, &r.st.SendErrors, r.cfg.Log)
 }
 
-func (r *Redirect) flush() {
-	if failed, err := r.h.Send(r.sb); failed > 0 {
-		if n := r.st.SendErrors.Add(uint64(failed)); n&(n-1) == 0 || n == uint64(failed) {
-			r.cfg.Log.Warn("tcpinc: WinDivert did not inject packets", "err", err, "times", n)
-		}
-	}
-}
+func (r *Redirect) flush() { flushSend(r.h, r.sb, &r.st.SendErrors, r.cfg.Log) }
 
 // sweep forgets closed reflected flows and finished wire legs.
 func (r *Redirect) sweep() {

@@ -358,19 +358,30 @@ func (w *worker) inject(p *divert.Packet) {
 
 // send queues a packet for the next SendEx, sending first if full.
 func (w *worker) send(pkt []byte, a *Address) {
-	if !w.sb.Fits(len(pkt)) {
-		w.flush()
+	queueSend(w.h, w.sb, pkt, a, &w.stats.SendErrors, w.log)
+}
+
+func (w *worker) flush() { flushSend(w.h, w.sb, &w.stats.SendErrors, w.log) }
+
+// queueSend adds pkt to the batch sb for h, sending the batch first if
+// pkt does not fit; a packet no batch can take counts in errs. The
+// divert workers and the redirect backend send through it alike.
+func queueSend(h *Handle, sb *SendBuffer, pkt []byte, a *Address, errs *atomic.Uint64, log *slog.Logger) {
+	if !sb.Fits(len(pkt)) {
+		flushSend(h, sb, errs, log)
 	}
-	if !w.sb.Add(pkt, a) {
-		w.stats.SendErrors.Add(1)
+	if !sb.Add(pkt, a) {
+		errs.Add(1)
 	}
 }
 
-func (w *worker) flush() {
-	failed, err := w.h.Send(w.sb)
-	if failed > 0 {
-		if n := w.stats.SendErrors.Add(uint64(failed)); n&(n-1) == 0 || n == uint64(failed) {
-			w.log.Warn("tcpinc: WinDivert did not inject packets", "err", err, "times", n)
+// flushSend sends the batch sb through h. Packets the driver refused
+// count in errs; the warning is logged at the first refusal and then at
+// each power of two of the count.
+func flushSend(h *Handle, sb *SendBuffer, errs *atomic.Uint64, log *slog.Logger) {
+	if failed, err := h.Send(sb); failed > 0 {
+		if n := errs.Add(uint64(failed)); n&(n-1) == 0 || n == uint64(failed) {
+			log.Warn("tcpinc: WinDivert did not inject packets", "err", err, "times", n)
 		}
 	}
 }
