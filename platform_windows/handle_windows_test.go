@@ -186,9 +186,9 @@ func TestRecvSendBatches(t *testing.T) {
 	for i := range pkts {
 		m.queue(t, h.h, pkts[i], &addrs[i])
 	}
-	rb := recvBuffer(t, 0) // MTUMax: about 60 packets per batch
-	big := recvBuffer(t, 1<<20)
-	sb := sendBuffer(t, 1<<20)
+	rb := batch(t, NewRecvBuffer, 0) // MTUMax: about 60 packets per batch
+	big := batch(t, NewRecvBuffer, 1<<20)
+	sb := batch(t, NewSendBuffer, 1<<20)
 	got, batches, maxBatch := 0, 0, 0
 	for got < len(pkts) {
 		b := rb
@@ -239,7 +239,7 @@ func TestRecvSendBatches(t *testing.T) {
 func TestRecvPending(t *testing.T) {
 	m := loadMock(t)
 	h := m.open(t, "tcp")
-	rb := recvBuffer(t, 0)
+	rb := batch(t, NewRecvBuffer, 0)
 	done, err := h.StartRecv(rb)
 	if err != nil || done {
 		t.Fatalf("StartRecv on an empty queue: done %v err %v", done, err)
@@ -247,7 +247,7 @@ func TestRecvPending(t *testing.T) {
 	if m.pendingRecv(h.h) != 1 {
 		t.Fatal("no receive pending in the driver")
 	}
-	rb2 := recvBuffer(t, 0)
+	rb2 := batch(t, NewRecvBuffer, 0)
 	if _, err := h.StartRecv(rb2); !errors.Is(err, errConcurrentRecv) {
 		t.Errorf("second reader: %v", err)
 	}
@@ -276,7 +276,7 @@ func TestRecvPending(t *testing.T) {
 func TestShutdownEndsRecv(t *testing.T) {
 	m := loadMock(t)
 	h := m.open(t, "tcp")
-	rb := recvBuffer(t, 0)
+	rb := batch(t, NewRecvBuffer, 0)
 	pkts, addrs := testPackets(3)
 	for i := range pkts {
 		m.queue(t, h.h, pkts[i], &addrs[i])
@@ -306,7 +306,7 @@ func TestShutdownEndsRecv(t *testing.T) {
 func TestSendIsolatesBadPacket(t *testing.T) {
 	m := loadMock(t)
 	h := m.open(t, "tcp")
-	sb := sendBuffer(t, 0)
+	sb := batch(t, NewSendBuffer, 0)
 	var a Address
 	for _, n := range []int{40, 60, 80} {
 		sb.Add(ipv4Packet(n), &a)
@@ -338,8 +338,8 @@ func TestSendIsolatesBadPacket(t *testing.T) {
 func BenchmarkBatchRoundTrip(b *testing.B) {
 	m := loadMock(b)
 	h := m.open(b, "tcp")
-	rb := recvBuffer(b, 512<<10)
-	sb := sendBuffer(b, 512<<10)
+	rb := batch(b, NewRecvBuffer, 512<<10)
+	sb := batch(b, NewSendBuffer, 512<<10)
 	pkt := ipv4Packet(1500)
 	var a Address
 	drain := make([]byte, MTUMax)

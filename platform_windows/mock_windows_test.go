@@ -139,23 +139,14 @@ func (m *mock) open(t testing.TB, filter string) *Handle {
 	return h
 }
 
-// recvBuffer and sendBuffer make batch buffers the test's cleanup frees.
-func recvBuffer(t testing.TB, dataSize int) *RecvBuffer {
+// batch makes a batch buffer with newBatch (NewRecvBuffer or NewSendBuffer)
+// that the test's cleanup frees.
+func batch[B interface{ Close() }](t testing.TB, newBatch func(int) (B, error), dataSize int) B {
 	t.Helper()
-	b, err := NewRecvBuffer(dataSize)
+	b, err := newBatch(dataSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { b.Close() })
-	return b
-}
-
-func sendBuffer(t testing.TB, dataSize int) *SendBuffer {
-	t.Helper()
-	b, err := NewSendBuffer(dataSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	t.Cleanup(b.Close)
 	return b
 }
