@@ -177,13 +177,8 @@ func (r *Redirect) inbound(raw []byte, addr *Address, f flow, flags packet.Flags
 // untouched. Otherwise the proxy connects to the server while the SYN
 // waits, so a closed port still answers with its own reset.
 func (r *Redirect) holdInboundSYN(raw []byte, addr *Address, f flow, now time.Time) {
-	r.mu.Lock()
-	pol := r.policy
-	r.mu.Unlock()
-	if !pol.Enabled || pol.Excluded(f.local, f.remote) {
-		r.bypass.add(f, now.Unix())
-		r.st.Released.Add(1)
-		r.send(raw, addr)
+	if r.leftAlone(f) {
+		r.release(raw, addr, f, now)
 		return
 	}
 	buf := r.scratch(len(raw))
@@ -198,9 +193,7 @@ func (r *Redirect) holdInboundSYN(raw []byte, addr *Address, f flow, now time.Ti
 		return
 	case v.Done:
 		// No ENO to answer: straight to the server, plain.
-		r.bypass.add(f, now.Unix())
-		r.st.Released.Add(1)
-		r.send(out, &a)
+		r.release(out, &a, f, now)
 		return
 	}
 	r.st.Held.Add(1)
@@ -255,16 +248,28 @@ func (r *Redirect) fromProxyIn(raw []byte, addr *Address, f flow, flags packet.F
 	r.send(buf, &a)
 }
 
-// holdSYN keeps an application's SYN while the proxy dials its
-// destination, unless the policy leaves the connection alone.
-func (r *Redirect) holdSYN(raw []byte, addr *Address, f flow, now time.Time) {
+// leftAlone says whether the policy in force leaves the connection f
+// plain and untouched.
+func (r *Redirect) leftAlone(f flow) bool {
 	r.mu.Lock()
 	pol := r.policy
 	r.mu.Unlock()
-	if !pol.Enabled || pol.Excluded(f.local, f.remote) {
-		r.bypass.add(f, now.Unix())
-		r.st.Released.Add(1)
-		r.send(raw, addr)
+	return !pol.Enabled || pol.Excluded(f.local, f.remote)
+}
+
+// release sends a held or captured SYN on as it is and lets the rest of
+// its connection pass without the proxy.
+func (r *Redirect) release(pkt []byte, a *Address, f flow, now time.Time) {
+	r.bypass.add(f, now.Unix())
+	r.st.Released.Add(1)
+	r.send(pkt, a)
+}
+
+// holdSYN keeps an application's SYN while the proxy dials its
+// destination, unless the policy leaves the connection alone.
+func (r *Redirect) holdSYN(raw []byte, addr *Address, f flow, now time.Time) {
+	if r.leftAlone(f) {
+		r.release(raw, addr, f, now)
 		return
 	}
 	r.st.Held.Add(1)
@@ -333,9 +338,7 @@ func (r *Redirect) applyDecisions() {
 		x.st.held = nil
 		switch {
 		case x.d.d != redirect.Redirect:
-			r.st.Released.Add(1)
-			r.bypass.add(x.d.f, now.Unix())
-			r.send(held, &addr)
+			r.release(held, &addr, x.d.f, now)
 		case x.d.inbound:
 			r.st.Redirected.Add(1)
 			if !r.readdress(held, &addr, x.d.f.remote, netip.AddrPortFrom(x.d.f.local.Addr(), r.portIn)) {
