@@ -423,6 +423,19 @@ func (n *e2eNet) secretExchange(t *testing.T, c, s net.Conn, marker string, fwd,
 	}
 }
 
+// noPlaintextAfterStop writes marker on c, A's application's end, after
+// A's backend stopped, and fails t if it reaches the wire in clear.
+func (n *e2eNet) noPlaintextAfterStop(t *testing.T, c net.Conn, marker string) {
+	t.Helper()
+	m := []byte(marker)
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.Write(bytes.Repeat(m, 100))
+	time.Sleep(200 * time.Millisecond)
+	if n.wireContains(m) {
+		t.Error("plaintext left A after its backend stopped")
+	}
+}
+
 func encryptedConn(d core.Backend, local, remote netip.AddrPort) (core.ConnInfo, bool) {
 	ci, ok := d.Lookup(local, remote)
 	return ci, ok && ci.State == "encrypted" && len(ci.SessionID) > 0
@@ -529,13 +542,7 @@ func TestDivertStopResets(t *testing.T) {
 		}
 	}
 	// A's application cannot send in clear any more.
-	after := []byte("AFTER-STOP-SECRET-")
-	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.Write(bytes.Repeat(after, 100))
-	time.Sleep(200 * time.Millisecond)
-	if n.wireContains(after) {
-		t.Error("plaintext left A after its backend stopped")
-	}
+	n.noPlaintextAfterStop(t, c, "AFTER-STOP-SECRET-")
 	if got := div(n.a).Snapshot().Engine.AbortShutdown; got == 0 {
 		t.Error("no connection counted as reset at shutdown")
 	}

@@ -363,11 +363,5 @@ func TestRedirectStopResets(t *testing.T) {
 	if _, err := s.Read(make([]byte, 10)); err == nil || isTimeout(err) {
 		t.Errorf("B's server after the stop: %v, want a reset", err)
 	}
-	after := []byte("AFTER-REDIRECT-STOP-")
-	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.Write(bytes.Repeat(after, 100))
-	time.Sleep(200 * time.Millisecond)
-	if n.wireContains(after) {
-		t.Error("plaintext left A after its backend stopped")
-	}
+	n.noPlaintextAfterStop(t, c, "AFTER-REDIRECT-STOP-")
 }
