@@ -27,6 +27,7 @@ type Redirect struct {
 	marks marks
 	kind  queueKind
 	nft   *nftables.Conn
+	ct    *ctConn
 	hook  *redirect.Hook
 	proxy *redirect.Proxy
 	gate  *synQueue
@@ -63,6 +64,10 @@ func NewRedirect(cfg Config) (*Redirect, error) {
 	r := &Redirect{cfg: c, marks: m, policy: c.Policy, held: make(map[redirect.Flow]struct{})}
 	if r.nft, err = nftables.New(nftables.AsLasting()); err != nil {
 		return nil, fmt.Errorf("tcpinc: nftables netlink socket: %w", err)
+	}
+	if r.ct, err = dialCT(); err != nil {
+		r.Close()
+		return nil, err
 	}
 	if r.kind, err = probeQueueKind(r.nft); err != nil {
 		r.Close()
@@ -219,22 +224,38 @@ func (r *Redirect) accept(ctx context.Context, ln net.Listener, dir redirect.Dir
 			return
 		}
 		r.st.Accepted.Add(1)
-		tc := c.(*net.TCPConn)
-		dst, err := originalDst(tc)
-		if err != nil {
+		go r.serve(ctx, c.(*net.TCPConn), dir)
+	}
+}
+
+// serve recovers an accepted connection's flow as the gate and the SYN
+// hook saw it (the original tuple: NAT may have changed the source port
+// too, see redirect_ct_linux.go) and hands it to the proxy.
+func (r *Redirect) serve(ctx context.Context, tc *net.TCPConn, dir redirect.Direction) {
+	local, remote := unmap(tc.LocalAddr().(*net.TCPAddr).AddrPort()), unmap(tc.RemoteAddr().(*net.TCPAddr).AddrPort())
+	src, dst, err := r.ct.originalTuple(local, remote)
+	if err != nil {
+		// Without conntrack's answer, SO_ORIGINAL_DST still gives the
+		// destination; the source is right unless NAT changed it.
+		r.st.CtFailed.Add(1)
+		if n := r.st.CtFailed.Load(); n&(n-1) == 0 {
+			r.cfg.Log.Warn("tcpinc: conntrack lookup of a proxied connection failed; using SO_ORIGINAL_DST", "remote", remote, "err", err, "times", n)
+		}
+		src = remote
+		if dst, err = originalDst(tc); err != nil {
 			// Not a redirected connection (the rules drop direct ones).
 			r.st.NoOrigDst.Add(1)
-			r.cfg.Log.Info("tcpinc: proxy connection without an original destination; closed", "remote", c.RemoteAddr(), "err", err)
-			c.Close()
-			continue
+			r.cfg.Log.Info("tcpinc: proxy connection without an original destination; closed", "remote", remote, "err", err)
+			tc.Close()
+			return
 		}
-		src := tc.RemoteAddr().(*net.TCPAddr).AddrPort()
-		f := redirect.Flow{Dir: dir, Src: netip.AddrPortFrom(src.Addr().Unmap(), src.Port()), Dst: dst}
-		go func() {
-			if err := r.proxy.Serve(ctx, c, f); err != nil {
-				r.cfg.Log.Debug("tcpinc: proxied connection ended with an error", "dir", f.Dir, "src", f.Src, "dst", f.Dst, "err", err)
-			}
-		}()
+	}
+	if src != remote {
+		r.st.SrcRemapped.Add(1)
+	}
+	f := redirect.Flow{Dir: dir, Src: src, Dst: dst}
+	if err := r.proxy.Serve(ctx, tc, f); err != nil {
+		r.cfg.Log.Debug("tcpinc: proxied connection ended with an error", "dir", f.Dir, "src", f.Src, "dst", f.Dst, "err", err)
 	}
 }
 
@@ -395,6 +416,7 @@ func (r *Redirect) Close() error {
 		}
 		r.nft.CloseLasting()
 	}
+	r.ct.close()
 	return err
 }
 
@@ -463,6 +485,8 @@ type RedirectCounters struct {
 	RecvENOBUFS    uint64
 	Accepted       uint64
 	NoOrigDst      uint64
+	SrcRemapped    uint64
+	CtFailed       uint64
 }
 
 // Snapshot returns the counters.
@@ -472,7 +496,7 @@ func (r *Redirect) Snapshot() RedirectCounters {
 		GateQueued: s.GateQueued.Load(), GateDuplicates: s.GateDuplicates.Load(), GateRedirected: s.GateRedirected.Load(),
 		GateReleased: s.GateReleased.Load(), HookQueued: s.HookQueued.Load(), HookDropped: s.HookDropped.Load(),
 		Verdicts: s.Verdicts.Load(), VerdictErrors: s.VerdictErrors.Load(), RecvENOBUFS: s.RecvENOBUFS.Load(),
-		Accepted: s.Accepted.Load(), NoOrigDst: s.NoOrigDst.Load()}
+		Accepted: s.Accepted.Load(), NoOrigDst: s.NoOrigDst.Load(), SrcRemapped: s.SrcRemapped.Load(), CtFailed: s.CtFailed.Load()}
 }
 
 // Counters are Snapshot's counters flattened for the control API

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime/pprof"
@@ -804,21 +805,35 @@ func helperEcho(args []string) error {
 	}
 }
 
-// helperMany: "many <addr> <total> <parallel>" opens total short
-// connections, parallel at a time; each sends 2000 bytes, half-closes
-// and checks the echo. It prints "DONE <seconds>" if all succeed.
+// helperMany: "many <addr> <total> <parallel> [<spread>]" opens total
+// short connections, parallel at a time; each sends 2000 bytes,
+// half-closes and checks the echo. With spread, connection i goes to the
+// IPv4 address i%spread above addr's (same port). It prints
+// "DONE <seconds>" if all succeed.
 func helperMany(args []string) error {
 	total, _ := strconv.Atoi(args[1])
 	par, _ := strconv.Atoi(args[2])
+	base, err := netip.ParseAddrPort(args[0])
+	if err != nil {
+		return err
+	}
+	spread := 1
+	if len(args) > 3 {
+		spread, _ = strconv.Atoi(args[3])
+	}
+	addrs := make([]string, spread)
+	for i, a := 0, base.Addr(); i < spread; i, a = i+1, a.Next() {
+		addrs[i] = netip.AddrPortFrom(a, base.Port()).String()
+	}
 	msg := pattern(2000, 5)
 	start := time.Now()
 	errs := make(chan error, total)
 	sem := make(chan struct{}, par)
-	for range total {
+	for i := range total {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem }()
-			c, err := net.DialTimeout("tcp", args[0], 10*time.Second)
+			c, err := net.DialTimeout("tcp", addrs[i%spread], 10*time.Second)
 			if err != nil {
 				errs <- err
 				return

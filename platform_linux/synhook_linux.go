@@ -43,6 +43,8 @@ type synStats struct {
 	RecvENOBUFS    atomic.Uint64
 	NoOrigDst      atomic.Uint64 // accepted connections without an original destination (closed)
 	Accepted       atomic.Uint64 // connections the listeners accepted
+	SrcRemapped    atomic.Uint64 // accepted connections whose source port NAT changed (conntrack gave the original)
+	CtFailed       atomic.Uint64 // conntrack lookups of accepted connections that failed (SO_ORIGINAL_DST used)
 }
 
 func openSynQueue(num uint16, maxLen uint32, log *slog.Logger, st *synStats, mask uint32, handle func(queued)) (*synQueue, error) {

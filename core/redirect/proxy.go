@@ -353,6 +353,7 @@ func (p *Proxy) Serve(ctx context.Context, c net.Conn, f Flow) error {
 		leg, o = pl.conn, pl.outcome
 	} else {
 		p.ctr.unpaired.Add(1)
+		p.log.Debug("redirect: no prepared leg; dialling now", "dir", f.Dir, "src", f.Src, "dst", f.Dst)
 		var err error
 		leg, o, err = p.dial(ctx, f)
 		if err != nil {
