@@ -130,6 +130,7 @@ type HookCounters struct {
 	PlainReasons   [eno.NumReasons]uint64
 	Resumed        uint64 // enabled legs that resume a session
 	Expired        uint64 // entries dropped by expiry
+	Reused         uint64 // entries replaced by a new connection's SYN on the same 4-tuple
 	NoRandom       uint64 // SYNs left plain for lack of randomness
 }
 
@@ -148,6 +149,8 @@ type hookConn struct {
 	nonceLen  int
 	localISN  uint32
 	haveISN   bool
+	peerISN   uint32
+	havePeer  bool
 	gotNonSYN bool
 	decided   bool
 	taken     bool
@@ -267,6 +270,16 @@ func (h *Hook) Process(buf []byte, dir Direction, now time.Time) ([]byte, Verdic
 		key = tuple{pk.Dst(), pk.Src()}
 	}
 	c := h.conns[key]
+	if c != nil && flags&(packet.SYN|packet.ACK|packet.RST) == packet.SYN && c.newer(dir, tcp.Seq()) {
+		// A new connection on the 4-tuple of one the table still
+		// holds (its entry outlives it until the peer's first non-SYN
+		// segment or expiry; ports are reused quickly under churn).
+		// The old entry's tracker and outcome must not decide the new
+		// connection.
+		h.ctr.Reused++
+		h.drop(c)
+		c = nil
+	}
 	if c == nil {
 		if flags&packet.SYN == 0 || flags&packet.ACK != 0 || flags&packet.RST != 0 {
 			h.ctr.Unknown++
@@ -332,6 +345,17 @@ func (h *Hook) newConn(key tuple, active bool, now time.Time) *hookConn {
 	return c
 }
 
+// newer reports whether a SYN (without ACK) with sequence number seq
+// starts a connection other than the one c follows: its initial
+// sequence number differs from the one c recorded for that side. A
+// retransmitted SYN has the same one.
+func (c *hookConn) newer(dir Direction, seq uint32) bool {
+	if dir == Outbound {
+		return c.active && c.haveISN && seq != c.localISN
+	}
+	return !c.active && c.havePeer && seq != c.peerISN
+}
+
 func (h *Hook) send(c *hookConn, pk *packet.Packet, buf []byte) ([]byte, Verdict) {
 	tcp := pk.TCP()
 	flags := tcp.Flags()
@@ -384,6 +408,9 @@ func (h *Hook) recv(c *hookConn, pk *packet.Packet, buf []byte) ([]byte, Verdict
 	if flags&packet.RST != 0 {
 		h.fail(c, eno.Abandoned)
 		return buf, Verdict{Action: Pass, Done: true}
+	}
+	if flags&(packet.SYN|packet.ACK) == packet.SYN && !c.havePeer {
+		c.peerISN, c.havePeer = tcp.Seq(), true
 	}
 	v := c.tracker.Recv(eno.Segment{SYN: flags&packet.SYN != 0, ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
 	if flags&packet.SYN == 0 {

@@ -259,3 +259,43 @@ func TestHookWaitBlocks(t *testing.T) {
 }
 
 func defaultPolicyResume() core.Policy { return core.DefaultPolicy() }
+
+// TestHookReusedTuple: an active leg's entry stays after Wait until the
+// peer's first non-SYN segment; if the connection ends before one
+// passes the hook and the 4-tuple is reused at once (TIME_WAIT reuse),
+// the new connection's SYN must start a fresh entry, not run through the
+// old tracker (whose outcome was taken: Wait would call the new leg
+// plain while the peer enabled ENO). Same on the passive side.
+func TestHookReusedTuple(t *testing.T) {
+	ha, hb := newHook(t, nil), newHook(t, nil)
+	for i, isn := range []uint32{1000, 500000} {
+		through(t, ha, hb, seg(t, addrA, addrB, isn, 0, packet.SYN, linuxSYNOpts(), nil))
+		through(t, hb, ha, seg(t, addrB, addrA, 9000+isn, isn+1, packet.SYN|packet.ACK, linuxSYNOpts(), nil))
+		through(t, ha, hb, seg(t, addrA, addrB, isn+1, 9000+isn+1, packet.ACK, nil, nil))
+		if o := outcome(t, ha, addrA, addrB); !o.Enabled {
+			t.Fatalf("connection %d: active outcome %+v, want enabled", i, o)
+		}
+		if o := outcome(t, hb, addrB, addrA); !o.Enabled {
+			t.Fatalf("connection %d: passive outcome %+v, want enabled", i, o)
+		}
+		// Reset before the passive side sent anything: the active
+		// entry stays (no non-SYN segment from the peer passed).
+	}
+	if n := ha.Counters().Reused; n != 1 {
+		t.Errorf("active side: %d entries replaced, want 1", n)
+	}
+	// A retransmitted SYN is the same connection.
+	through(t, ha, hb, seg(t, addrA, addrB, 777, 0, packet.SYN, linuxSYNOpts(), nil))
+	through(t, ha, hb, seg(t, addrA, addrB, 777, 0, packet.SYN, linuxSYNOpts(), nil))
+	if n := ha.Counters().Reused; n != 2 {
+		t.Errorf("active side after a retransmitted SYN: %d entries replaced, want 2", n)
+	}
+	if n := hb.Counters().Reused; n != 0 {
+		t.Errorf("passive side after a retransmitted SYN: %d entries replaced, want 0", n)
+	}
+	// The peer gives up on that handshake and reuses the 4-tuple.
+	hb.Process(seg(t, addrA, addrB, 888, 0, packet.SYN, linuxSYNOpts(), nil), Inbound, t0)
+	if n := hb.Counters().Reused; n != 1 {
+		t.Errorf("passive side after a new SYN: %d entries replaced, want 1", n)
+	}
+}
