@@ -46,9 +46,13 @@ type Redirect struct {
 	ctx     context.Context
 	stop    context.CancelFunc
 	done    chan struct{}
+	ready   chan struct{} // closed once the rules are installed and the proxy accepts
 }
 
-var _ core.Backend = (*Redirect)(nil)
+var (
+	_ core.Backend                         = (*Redirect)(nil)
+	_ interface{ Ready() <-chan struct{} } = (*Redirect)(nil) // service/daemon.Readier
+)
 
 // NewRedirect checks privileges and kernel features, probes how to
 // queue, opens the queues and the proxy's listeners. Nothing is
@@ -61,7 +65,7 @@ func NewRedirect(cfg Config) (*Redirect, error) {
 	if int(c.Queue)+1 > 0xffff {
 		return nil, fmt.Errorf("tcpinc: redirect mode needs queues %d and %d; choose a lower Queue", c.Queue, int(c.Queue)+1)
 	}
-	r := &Redirect{cfg: c, marks: m, policy: c.Policy, held: make(map[redirect.Flow]struct{})}
+	r := &Redirect{cfg: c, marks: m, policy: c.Policy, held: make(map[redirect.Flow]struct{}), ready: make(chan struct{})}
 	if r.nft, err = nftables.New(nftables.AsLasting()); err != nil {
 		return nil, fmt.Errorf("tcpinc: nftables netlink socket: %w", err)
 	}
@@ -114,6 +118,11 @@ func NewRedirect(cfg Config) (*Redirect, error) {
 		"proxy_ports", fmt.Sprintf("out %d/%d in %d/%d", r.ports.out4, r.ports.out6, r.ports.in4, r.ports.in6))
 	return r, nil
 }
+
+// Ready is closed once the rules are installed and the proxy's
+// listeners accept, that is once connections are captured (the daemon's
+// Readier: status says running only from then on).
+func (r *Redirect) Ready() <-chan struct{} { return r.ready }
 
 // Mode is core.ModeRedirect.
 func (r *Redirect) Mode() core.Mode { return core.ModeRedirect }
@@ -189,6 +198,7 @@ func (r *Redirect) Run(ctx context.Context) (err error) {
 		wg.Go(func() { r.accept(ctx, ln, dir) })
 	}
 	r.cfg.Log.Info("tcpinc: redirecting TCP", "table", "inet "+RedirectTableName)
+	close(r.ready)
 	defer func() {
 		// Proxied connections cannot continue without the proxy.
 		r.proxy.CloseAll()

@@ -153,22 +153,21 @@ func helperRedirect(args []string) error {
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.Run(ctx) }()
+	// Ready (the daemon's Readier) says when capture is on: the table
+	// must be there by then.
+	select {
+	case <-r.Ready():
+	case err := <-runErr:
+		return fmt.Errorf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("Ready not closed within 10 s")
+	}
 	nft, err := nftables.New()
 	if err != nil {
 		return err
 	}
-	for i := 0; ; i++ {
-		if _, err := nft.ListTableOfFamily(RedirectTableName, nftables.TableFamilyINet); err == nil {
-			break
-		}
-		if i == 200 {
-			return fmt.Errorf("rules did not appear within 2 s")
-		}
-		select {
-		case err := <-runErr:
-			return fmt.Errorf("Run: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
+	if _, err := nft.ListTableOfFamily(RedirectTableName, nftables.TableFamilyINet); err != nil {
+		return fmt.Errorf("Ready closed before table inet %s was installed: %v", RedirectTableName, err)
 	}
 	fmt.Println("READY", r.QueueKind())
 	cmds := make(chan string)

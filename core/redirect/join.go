@@ -33,6 +33,7 @@ type proxied struct {
 	st   *tcpcrypt.Stream
 
 	aborted  atomic.Bool
+	ended    atomic.Bool // both legs done; listed until the linger ends
 	bytesOut atomic.Uint64
 	bytesIn  atomic.Uint64
 }
@@ -57,13 +58,36 @@ func (c *proxied) setState(s string) {
 
 // abort resets both legs (SO_LINGER 0), once.
 func (c *proxied) abort() {
-	if c.aborted.Swap(true) {
+	if c.ended.Load() || c.aborted.Swap(true) {
 		return
 	}
 	c.p.ctr.aborted.Add(1)
 	c.setState("closing")
 	resetConn(c.local)
 	resetConn(c.wire)
+}
+
+// linger marks an ended connection and drops it from Conns and Lookup
+// after Config.Linger.
+func (p *Proxy) linger(c *proxied) {
+	c.mu.Lock()
+	if c.aborted.Load() {
+		c.info.State = "reset"
+	} else {
+		c.info.State = "closed"
+	}
+	c.mu.Unlock()
+	c.ended.Store(true)
+	forget := func() {
+		p.mu.Lock()
+		delete(p.conns, c)
+		p.mu.Unlock()
+	}
+	if p.cfg.Linger < 0 {
+		forget()
+		return
+	}
+	time.AfterFunc(p.cfg.Linger, forget)
 }
 
 // resetConn closes c with a reset where the socket allows it.
@@ -121,11 +145,7 @@ func (p *Proxy) Join(ctx context.Context, local, wire net.Conn, o Outcome, f Flo
 	}
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.conns, c)
-		p.mu.Unlock()
-	}()
+	defer p.linger(c)
 	p.ctr.conns.Add(1)
 	stop := context.AfterFunc(ctx, c.abort)
 	defer stop()

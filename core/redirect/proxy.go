@@ -91,6 +91,12 @@ type Config struct {
 	// its handshake, so without a bound a flood of spoofed SYNs would
 	// become a flood of connections. 0 means 4096.
 	MaxPending int
+	// Linger keeps a connection in Conns and Lookup this long after
+	// both legs are done, as TCP's TIME_WAIT keeps a socket: the
+	// application may still be reading what the proxy handed its
+	// socket, and asks by that socket's addresses (state "closed",
+	// or "reset"). 0 means DefaultLinger; negative, none.
+	Linger time.Duration
 	// MaxFrameData limits the data per frame sent; 0 means
 	// DefaultMaxFrameData.
 	MaxFrameData int
@@ -98,6 +104,9 @@ type Config struct {
 	// warn. nil discards.
 	Log *slog.Logger
 }
+
+// DefaultLinger is Config.Linger's default.
+const DefaultLinger = 5 * time.Second
 
 // DefaultMaxFrameData is the proxy's frame size: larger than the codec's
 // default, since a proxy moves bulk data between sockets and the
@@ -182,6 +191,9 @@ func NewProxy(cfg Config) (*Proxy, error) {
 	def(&p.cfg.OutcomeTimeout, 3*time.Second)
 	def(&p.cfg.HandshakeTimeout, 10*time.Second)
 	def(&p.cfg.PendingTimeout, 30*time.Second)
+	if p.cfg.Linger == 0 {
+		p.cfg.Linger = DefaultLinger
+	}
 	if p.cfg.MaxPending <= 0 {
 		p.cfg.MaxPending = 4096
 	}
@@ -426,14 +438,20 @@ func (p *Proxy) Lookup(local, remote netip.AddrPort) (core.ConnInfo, bool) {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// A live connection wins over a lingering one on the same 4-tuple
+	// (a port reused within the linger).
+	var found *proxied
 	for c := range p.conns {
 		for _, t := range c.tuples {
-			if t.local == local && t.remote == remote {
-				return c.snapshot(), true
+			if t.local == local && t.remote == remote && (found == nil || found.ended.Load()) {
+				found = c
 			}
 		}
 	}
-	return core.ConnInfo{}, false
+	if found == nil {
+		return core.ConnInfo{}, false
+	}
+	return found.snapshot(), true
 }
 
 // errAborted wraps the error a direction sees after the other direction

@@ -178,8 +178,62 @@ func TestProxyEncrypted(t *testing.T) {
 	if ca.Encrypted != 1 || cb.Encrypted != 1 || ca.BytesOut != 3<<20 || cb.BytesIn != 3<<20 || ca.BytesIn != 1<<20 {
 		t.Fatalf("counters %+v / %+v", ca, cb)
 	}
-	if len(a.proxy.Conns()) != 0 {
-		t.Fatal("connection still listed after it ended")
+	// Listed for the linger after both legs are done.
+	if cs := a.proxy.Conns(); len(cs) != 1 || cs[0].State != "closed" {
+		t.Fatalf("after the end: %+v, want one connection in state closed", cs)
+	}
+}
+
+// TestProxyLinger: an ended connection stays visible to Lookup (by the
+// application's socket) with its session ID for Config.Linger, as the
+// application may still read what the proxy handed its socket; then it
+// is gone. An aborted one says so.
+func TestProxyLinger(t *testing.T) {
+	a, b := newSide(t, false), newSide(t, false)
+	const linger = 200 * time.Millisecond
+	a.proxy.cfg.Linger = linger
+	c := connect(t, a, &b, nil)
+	live, ok := a.proxy.Lookup(addrA, addrB)
+	for i := 0; i < 500 && ok && live.State != "encrypted"; i++ {
+		time.Sleep(10 * time.Millisecond)
+		live, ok = a.proxy.Lookup(addrA, addrB)
+	}
+	if !ok || live.State != "encrypted" {
+		t.Fatalf("live: %+v %v", live, ok)
+	}
+	exchange(t, c, pattern(1000, 1), pattern(1000, 2))
+	c.wait(t)
+	ended := time.Now()
+	info, ok := a.proxy.Lookup(addrA, addrB)
+	if !ok || info.State != "closed" || !bytes.Equal(info.SessionID, live.SessionID) || info.BytesOut != 1000 {
+		t.Fatalf("just after the end: %+v %v, want state closed with the session ID", info, ok)
+	}
+	for time.Since(ended) < 5*time.Second {
+		if _, ok := a.proxy.Lookup(addrA, addrB); !ok {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := time.Since(ended); d < linger {
+		t.Errorf("dropped after %v, before the linger of %v", d, linger)
+	}
+	if _, ok := a.proxy.Lookup(addrA, addrB); ok || len(a.proxy.Conns()) != 0 {
+		t.Fatal("still listed 5 s after the end")
+	}
+
+	// A reset connection lingers as "reset"; CloseAll does not count
+	// it again.
+	c = connect(t, a, &b, nil)
+	c.client.(*net.TCPConn).SetLinger(0)
+	c.client.Close()
+	c.wait(t)
+	if info, ok := a.proxy.Lookup(addrA, addrB); !ok || info.State != "reset" {
+		t.Fatalf("after a reset: %+v %v, want state reset", info, ok)
+	}
+	n := a.proxy.Counters().Aborted
+	a.proxy.CloseAll()
+	if m := a.proxy.Counters().Aborted; m != n {
+		t.Errorf("CloseAll aborted an ended connection: %d → %d", n, m)
 	}
 }
 
