@@ -80,7 +80,9 @@
 //
 // Conns and Lookup describe the proxied connections as core.ConnInfo
 // (Mode redirect) for the control API; Lookup answers for the logical
-// 4-tuple and for either leg's own.
+// 4-tuple and for either leg's own. An ended connection stays listed for
+// Config.Linger (state closed or reset): the application may still be
+// reading what the proxy handed its socket.
 //
 // # Limits
 //
