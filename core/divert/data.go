@@ -565,10 +565,11 @@ func (c *conn) inData(p *Packet, pk *packet.Packet) {
 	if flags&packet.SYN != 0 {
 		return // a retransmitted SYN or SYN-ACK: the stack answers it
 	}
-	if c.needENO && c.result.Role() == eno.RoleA {
-		// B's first non-SYN segment: A stops sending ENO (RFC 8547 §4.6).
-		c.tracker.Recv(enoSegment(pk))
-		c.needENO = false
+	if c.needENO && flags&packet.ACK != 0 && seqGT(tcp.Ack(), c.localISN+1) && seqLEQ(tcp.Ack(), c.snd.wireNxt) {
+		// The peer acknowledges part of our stream (Init1, or a frame
+		// when resuming), and everything we sent after the SYN carried
+		// ENO: it has one.
+		c.peerHasENO()
 	}
 	prevAck := c.snd.ackedLocal
 	localAck := prevAck
@@ -777,6 +778,11 @@ func (c *conn) receive(seq uint32, payload []byte, fin bool) (dup bool) {
 			return false
 		}
 		c.badFrames = 0
+		if c.needENO {
+			// An authentic frame: the peer enabled encryption, so it
+			// received a segment of ours with ENO.
+			c.peerHasENO()
+		}
 		e.ctr.FramesOpened++
 		e.ctr.BytesDecrypted += uint64(len(f.Data))
 		r.appBytes += uint64(len(f.Data))
@@ -838,6 +844,9 @@ func (c *conn) gotInit(msg []byte) bool {
 		c.abort(&e.ctr.AbortBadInit, "Init2", err)
 		return false
 	}
+	// B sends Init2 only in answer to Init1, which carried ENO: the
+	// ACK of Init2 and held data need it no more.
+	c.peerHasENO()
 	e.ctr.KeyAgreements++
 	injected := len(e.out)
 	c.ready(s)
@@ -850,6 +859,31 @@ func (c *conn) gotInit(msg []byte) bool {
 		c.e.inject(Outbound, c.build(Outbound, c.snd.wireNxt, r.wireAck(), packet.ACK, nil))
 	}
 	return true
+}
+
+// peerHasENO records proof that the peer received one of our non-SYN
+// segments with ENO, so that we stop adding the option.
+//
+// RFC 8547 §4.6 lets a host stop at the peer's first non-SYN segment,
+// on the premise that the passive opener sends one only once the third
+// segment of the handshake (which carries ENO) reached it. A stack in
+// SYN-RECEIVED breaks that premise: it answers a retransmitted SYN with
+// an ACK (RFC 5961 §4). When A's third segment (Init1, which replaces
+// the stack's bare ACK) is lost and that ACK arrives, stopping there
+// would send Init1's retransmission without ENO, and B, seeing a first
+// non-SYN segment without ENO, would fall back to plain TCP (rule 1)
+// while A waits for Init2. So A sends ENO longer than the RFC's minimum
+// (the option is harmless in later segments, whose ENO contents are
+// ignored) and stops only on proof that B got it: B acknowledges part of
+// A's stream, sends Init2, or sends an authentic frame.
+func (c *conn) peerHasENO() {
+	if !c.needENO {
+		return
+	}
+	c.needENO = false
+	// The tracker stops its non-SYN option once it has seen a non-SYN
+	// segment: one from the peer, the option's contents ignored.
+	c.tracker.Recv(eno.Segment{ACK: true})
 }
 
 // redeliver opens again the frames in [seq, end) whose plaintext the
