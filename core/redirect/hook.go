@@ -118,6 +118,7 @@ type HookCounters struct {
 	NotTCP         uint64 // unparsable or not TCP (passed)
 	BadChecksum    uint64 // inbound handshake segments with a bad TCP checksum (passed, not read)
 	OutOfWindow    uint64 // inbound segments whose ack does not fit our ISN (passed, not read)
+	EarlyPeerACK   uint64 // bare peer ACKs of only our SYN: no proof the peer saw 45 02 (option kept)
 	Unknown        uint64 // packets of no tracked connection (passed)
 	Policy         uint64 // SYNs left plain by policy (off or excluded)
 	TableFull      uint64 // SYNs left plain because the table was full
@@ -411,6 +412,16 @@ func (h *Hook) recv(c *hookConn, pk *packet.Packet, buf []byte) ([]byte, Verdict
 	}
 	if flags&(packet.SYN|packet.ACK) == packet.SYN && !c.havePeer {
 		c.peerISN, c.havePeer = tcp.Seq(), true
+	}
+	if c.active && flags&packet.SYN == 0 && pk.PayloadLen() == 0 && c.haveISN && tcp.Ack() == c.localISN+1 {
+		// A bare segment that acknowledges nothing past our SYN (the
+		// peer's answer to a delayed duplicate SYN while it is still in
+		// SYN-RECEIVED) is no proof that the peer saw our third segment
+		// and its 45 02: RFC 8547 §4.6 stops the option at the peer's
+		// first non-SYN segment assuming it follows ours. Keep sending the
+		// option until the peer acknowledges our data or sends its own.
+		h.ctr.EarlyPeerACK++
+		return buf, Verdict{Action: Pass, Done: h.settle(c)}
 	}
 	v := c.tracker.Recv(eno.Segment{SYN: flags&packet.SYN != 0, ACK: flags&packet.ACK != 0, Options: tcp.Options(), DataLen: pk.PayloadLen()})
 	if flags&packet.SYN == 0 {

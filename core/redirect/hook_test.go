@@ -299,3 +299,42 @@ func TestHookReusedTuple(t *testing.T) {
 		t.Errorf("passive side after a new SYN: %d entries replaced, want 1", n)
 	}
 }
+
+// TestHookENOAfterBareACKOfSYN: A's third segment is lost and B, still in
+// SYN-RECEIVED, answers a delayed duplicate SYN with a bare ACK of A's
+// SYN. That ACK proves nothing about A's 45 02, so A must keep sending
+// the option; otherwise B's first non-SYN segment from A lacks it and B
+// goes plain while A has turned encryption on.
+func TestHookENOAfterBareACKOfSYN(t *testing.T) {
+	ha, hb := newHook(t, nil), newHook(t, nil)
+	const isnA, isnB = 1000, 9000
+	through(t, ha, hb, seg(t, addrA, addrB, isnA, 0, packet.SYN, linuxSYNOpts(), nil))
+	through(t, hb, ha, seg(t, addrB, addrA, isnB, isnA+1, packet.SYN|packet.ACK, linuxSYNOpts(), nil))
+	// A's ACK with 45 02 leaves A's hook and is lost on the way.
+	ha.Process(seg(t, addrA, addrB, isnA+1, isnB+1, packet.ACK, nil, nil), Outbound, t0)
+	// B's bare ACK of A's SYN reaches A.
+	_, _, vIn := through(t, hb, ha, seg(t, addrB, addrA, isnB+1, isnA+1, packet.ACK, nil, nil))
+	if vIn.Done {
+		t.Fatal("active side done after a bare ACK of its SYN")
+	}
+	// A's Init1 must still carry 45 02, and B must end enabled.
+	init1, _, vB := through(t, ha, hb, seg(t, addrA, addrB, isnA+1, isnB+1, packet.ACK|packet.PSH, nil, []byte("init1")))
+	pk, _ := packet.Parse(init1)
+	if o, _ := eno.ScanOptions(pk.TCP().Options()); !bytes.Equal(o.ENO, []byte{69, 2}) {
+		t.Fatalf("A's first data after the bare ACK: ENO option %x, want 45 02", o.ENO)
+	}
+	if !vB.Done {
+		t.Fatal("passive side not done after A's data with 45 02")
+	}
+	_, _, vIn = through(t, hb, ha, seg(t, addrB, addrA, isnB+1, isnA+6, packet.ACK|packet.PSH, nil, []byte("init2")))
+	if !vIn.Done {
+		t.Fatal("active side not done after B acknowledged its data")
+	}
+	oa, ob := outcome(t, ha, addrA, addrB), outcome(t, hb, addrB, addrA)
+	if !oa.Enabled || !ob.Enabled {
+		t.Fatalf("outcomes: A %+v, B %+v; want both enabled", oa, ob)
+	}
+	if ha.Counters().EarlyPeerACK != 1 {
+		t.Fatalf("EarlyPeerACK = %d, want 1", ha.Counters().EarlyPeerACK)
+	}
+}
