@@ -30,7 +30,8 @@
 // them: Process adds this host's ENO option (the SYN-form option in the
 // SYN and SYN-ACK, b = 1 on the passive side, and the non-SYN option
 // 45 02 on the active side's segments until the peer's first non-SYN
-// segment, RFC 8547 §4.6), reads the peer's, and records per wire 4-tuple
+// segment, RFC 8547 §4.6, not counting a bare ACK of only our SYN, which
+// does not prove our third segment arrived), reads the peer's, and records per wire 4-tuple
 // the Outcome: ENO enabled with its eno.Result (role, TEP, transcript,
 // global suboptions) and, for a resumed session, the tcpcrypt resumption
 // secret; or plain with the reason. Wait hands the outcome to the proxy
