@@ -462,7 +462,7 @@ func TestQueueOverflow(t *testing.T) {
 	srv := spawn(t, p.b, "server", srvAddr)
 	srv.expect("LISTENING", 5*time.Second)
 	cli := spawn(t, p.a, "client", srvAddr, itoa(8<<20), itoa(2<<20))
-	local, secs := splitDone(cli.expect("DONE", 40*time.Second))
+	local, secs := splitDone(cli.expect("DONE", 100*time.Second))
 	ca, _ := find(ba.conns(t), local, srvAddr)
 	if ca.State != "encrypted" {
 		t.Errorf("client side state %q, want encrypted", ca.State)
