@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"slices"
 	"sync"
 
@@ -352,7 +351,7 @@ func CounterIndexName(path string, i int) string {
 func (d *Divert) Snapshot() Counters {
 	var c Counters
 	for _, w := range d.ws {
-		addCounters(&c.Engine, w.counters())
+		c.Engine.Add(w.counters())
 		s := &w.stats
 		c.Queued += s.Queued.Load()
 		c.Verdicts += s.Verdicts.Load()
@@ -371,25 +370,6 @@ func (d *Divert) Snapshot() Counters {
 		c.DropUnknownCaptured += s.DropUnknownCaptured.Load()
 	}
 	return c
-}
-
-// addCounters adds every uint64 (and array of uint64) field of src to dst,
-// so new engine counters are summed without changes here.
-func addCounters(dst *divert.Counters, src divert.Counters) {
-	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
-	for i := range dv.NumField() {
-		df, sf := dv.Field(i), sv.Field(i)
-		switch df.Kind() {
-		case reflect.Uint64:
-			df.SetUint(df.Uint() + sf.Uint())
-		case reflect.Array:
-			for j := range df.Len() {
-				if df.Index(j).Kind() == reflect.Uint64 {
-					df.Index(j).SetUint(df.Index(j).Uint() + sf.Index(j).Uint())
-				}
-			}
-		}
-	}
 }
 
 // QueueKind says how the rules queue packets: "nft queue" or

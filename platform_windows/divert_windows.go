@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -314,7 +313,7 @@ type Counters struct {
 func (d *Divert) Snapshot() Counters {
 	var c Counters
 	for _, w := range d.workers() {
-		addCounters(&c.Engine, w.counters())
+		c.Engine.Add(w.counters())
 		s := &w.stats
 		c.Received += s.Received.Load()
 		c.Batches += s.Batches.Load()
@@ -346,24 +345,6 @@ func CounterIndexName(path string, i int) string {
 		return eno.Reason(i).String()
 	}
 	return ""
-}
-
-// addCounters adds every uint64 (and array of uint64) field of src to dst.
-func addCounters(dst *divert.Counters, src divert.Counters) {
-	dv, sv := reflect.ValueOf(dst).Elem(), reflect.ValueOf(src)
-	for i := range dv.NumField() {
-		df, sf := dv.Field(i), sv.Field(i)
-		switch df.Kind() {
-		case reflect.Uint64:
-			df.SetUint(df.Uint() + sf.Uint())
-		case reflect.Array:
-			for j := range df.Len() {
-				if df.Index(j).Kind() == reflect.Uint64 {
-					df.Index(j).SetUint(df.Index(j).Uint() + sf.Index(j).Uint())
-				}
-			}
-		}
-	}
 }
 
 // Apply changes the policy for new connections. The engines take all of

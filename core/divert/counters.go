@@ -1,6 +1,10 @@
 package divert
 
-import "tcpinc.dev/tcpinc/core/eno"
+import (
+	"reflect"
+
+	"tcpinc.dev/tcpinc/core/eno"
+)
 
 // Counters count every outcome of the engine. They are plain integers:
 // an engine runs on one goroutine, and Snapshot copies them for readers.
@@ -66,5 +70,24 @@ func (e *Engine) countPlain(r eno.Reason) {
 	e.ctr.ConnsPlain++
 	if int(r) < len(e.ctr.PlainReasons) {
 		e.ctr.PlainReasons[r]++
+	}
+}
+
+// Add adds every counter of o to c (arrays element by element), so a
+// backend sums its engines without naming each counter.
+func (c *Counters) Add(o Counters) {
+	dv, sv := reflect.ValueOf(c).Elem(), reflect.ValueOf(o)
+	for i := range dv.NumField() {
+		df, sf := dv.Field(i), sv.Field(i)
+		switch df.Kind() {
+		case reflect.Uint64:
+			df.SetUint(df.Uint() + sf.Uint())
+		case reflect.Array:
+			for j := range df.Len() {
+				if df.Index(j).Kind() == reflect.Uint64 {
+					df.Index(j).SetUint(df.Index(j).Uint() + sf.Index(j).Uint())
+				}
+			}
+		}
 	}
 }
