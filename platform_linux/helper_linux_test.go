@@ -41,6 +41,23 @@ func pattern(n int, seed byte) []byte {
 	return b.Bytes()[:n]
 }
 
+// helperModes are the roles a helper process can play, by its first
+// argument: the divert and redirect backends and the programs the tests
+// run beside them.
+var helperModes = map[string]func(args []string) error{
+	"backend":   helperBackend,
+	"rbackend":  helperRedirect,
+	"server":    helperServer,
+	"client":    helperClient,
+	"inject":    helperInject,
+	"sink":      helperSink,
+	"source":    helperSource,
+	"halfclose": helperHalfClose,
+	"reset":     helperReset,
+	"echo":      helperEcho,
+	"many":      helperMany,
+}
+
 // TestHelperProcess is not a test: the tests run this binary with it as
 // a child process inside a network namespace.
 func TestHelperProcess(t *testing.T) {
@@ -48,18 +65,9 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process for the namespace tests")
 	}
 	args := flagArgs()
-	var err error
-	switch args[0] {
-	case "backend":
-		err = helperBackend(args[1:])
-	case "server":
-		err = helperServer(args[1:])
-	case "client":
-		err = helperClient(args[1:])
-	case "inject":
-		err = helperInject(args[1:])
-	default:
-		err = fmt.Errorf("unknown helper mode %q", args[0])
+	err := fmt.Errorf("unknown helper mode %q", args[0])
+	if run, ok := helperModes[args[0]]; ok {
+		err = run(args[1:])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)

@@ -24,11 +24,11 @@ func TestRedirectChurn(t *testing.T) {
 	mustRun(t, "ip", "-n", p.b, "route", "add", "local", block, "dev", "lo")
 	mustRun(t, "ip", "-n", p.a, "route", "add", block, "via", addrB4)
 	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
-	echo := spawnR(t, p.b, "echo", "0.0.0.0:7117")
+	echo := spawn(t, p.b, "echo", "0.0.0.0:7117")
 	echo.expect("LISTENING", 5*time.Second)
 	total := 0
 	for _, tc := range []struct{ n, par int }{{500, 1}, {1000, 16}, {200, 200}, {1000, 16}} {
-		cli := spawnR(t, p.a, "many", "10.234.0.1:7117", strconv.Itoa(tc.n), strconv.Itoa(tc.par), "16")
+		cli := spawn(t, p.a, "many", "10.234.0.1:7117", strconv.Itoa(tc.n), strconv.Itoa(tc.par), "16")
 		s := cli.expect("DONE", 120*time.Second)
 		t.Logf("%d connections, %d at a time, 16 destinations: %s s", tc.n, tc.par, s)
 		cli.stop(5 * time.Second)

@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -67,53 +66,6 @@ func newRPair(t *testing.T) *pair {
 		}
 	}
 	return p
-}
-
-// spawnR runs this test binary's TestRedirectHelper in namespace ns.
-func spawnR(t *testing.T, ns, mode string, args ...string) *child {
-	t.Helper()
-	argv := append([]string{"netns", "exec", ns, os.Args[0], "-test.run=^TestRedirectHelper$", "--", mode}, args...)
-	return start(t, mode+"@"+ns, exec.Command("ip", argv...), "TCPINC_TEST_RHELPER=1")
-}
-
-// TestRedirectHelper is not a test: the redirect tests run this binary
-// with it as a child process inside a network namespace.
-func TestRedirectHelper(t *testing.T) {
-	if os.Getenv("TCPINC_TEST_RHELPER") != "1" {
-		t.Skip("helper process for the redirect namespace tests")
-	}
-	args := flagArgs()
-	var err error
-	switch args[0] {
-	case "rbackend":
-		err = helperRedirect(args[1:])
-	case "backend":
-		err = helperBackend(args[1:])
-	case "server":
-		err = helperServer(args[1:])
-	case "client":
-		err = helperClient(args[1:])
-	case "sink":
-		err = helperSink(args[1:])
-	case "source":
-		err = helperSource(args[1:])
-	case "halfclose":
-		err = helperHalfClose(args[1:])
-	case "reset":
-		err = helperReset(args[1:])
-	case "echo":
-		err = helperEcho(args[1:])
-	case "many":
-		err = helperMany(args[1:])
-	default:
-		err = fmt.Errorf("unknown helper mode %q", args[0])
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		fmt.Println("ERROR", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
 
 // rconnJSON is what the tests compare of a proxied connection.
@@ -222,7 +174,7 @@ func helperRedirect(args []string) error {
 
 func startRedirect(t *testing.T, ns string, exclude ...string) *child {
 	t.Helper()
-	b := spawnR(t, ns, "rbackend", append([]string{"0"}, exclude...)...)
+	b := spawn(t, ns, "rbackend", append([]string{"0"}, exclude...)...)
 	kind := b.expect("READY", 10*time.Second)
 	t.Logf("redirect backend in %s ready, queueing with %s", ns, kind)
 	t.Cleanup(func() {
@@ -235,7 +187,7 @@ func startRedirect(t *testing.T, ns string, exclude ...string) *child {
 
 func startDivertR(t *testing.T, ns string) *child {
 	t.Helper()
-	b := spawnR(t, ns, "backend", "0", "1")
+	b := spawn(t, ns, "backend", "0", "1")
 	b.expect("READY", 10*time.Second)
 	return b
 }
@@ -288,9 +240,9 @@ func findR(cs []rconnJSON, local, remote string) (rconnJSON, bool) {
 // until stopped.
 func transfer(t *testing.T, cliNS, srvNS, srvAddr string, send, reply int) (cli, srv *child, local string, secs float64) {
 	t.Helper()
-	srv = spawnR(t, srvNS, "server", srvAddr)
+	srv = spawn(t, srvNS, "server", srvAddr)
 	srv.expect("LISTENING", 5*time.Second)
-	cli = spawnR(t, cliNS, "client", srvAddr, itoa(send), itoa(reply))
+	cli = spawn(t, cliNS, "client", srvAddr, itoa(send), itoa(reply))
 	local, secs = splitDone(cli.expect("DONE", 60*time.Second))
 	return cli, srv, local, secs
 }
@@ -373,7 +325,7 @@ func TestRedirectRefused(t *testing.T) {
 				bb = startRedirect(t, p.b)
 			}
 			start := time.Now()
-			cli := spawnR(t, p.a, "client", net.JoinHostPort(tc.addr, "7199"), "10", "10")
+			cli := spawn(t, p.a, "client", net.JoinHostPort(tc.addr, "7199"), "10", "10")
 			msg := cli.expect("ERROR", 10*time.Second)
 			if !strings.Contains(msg, "connection refused") {
 				t.Errorf("client: %q, want connection refused", msg)
@@ -462,11 +414,11 @@ func TestRedirectThroughput(t *testing.T) {
 	ba, bb := startRedirect(t, p.a, "7110"), startRedirect(t, p.b, "7110")
 	redAddr, plainAddr := net.JoinHostPort(addrB4, "7104"), net.JoinHostPort(addrB4, "7110")
 	for _, a := range []string{redAddr, plainAddr} {
-		sink := spawnR(t, p.b, "sink", a)
+		sink := spawn(t, p.b, "sink", a)
 		sink.expect("LISTENING", 5*time.Second)
 	}
 	measure := func(addr string) float64 {
-		src := spawnR(t, p.a, "source", addr, itoa(size))
+		src := spawn(t, p.a, "source", addr, itoa(size))
 		_, secs := splitDone(src.expect("DONE", 120*time.Second))
 		src.stop(5 * time.Second)
 		return secs
@@ -495,16 +447,16 @@ func TestRedirectHalfCloseReset(t *testing.T) {
 	p := newRPair(t)
 	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
 	srvAddr := net.JoinHostPort(addrB4, "7105")
-	srv := spawnR(t, p.b, "halfclose", "server", srvAddr)
+	srv := spawn(t, p.b, "halfclose", "server", srvAddr)
 	srv.expect("LISTENING", 5*time.Second)
-	cli := spawnR(t, p.a, "halfclose", "client", srvAddr, itoa(300000))
+	cli := spawn(t, p.a, "halfclose", "client", srvAddr, itoa(300000))
 	cli.expect("DONE", 20*time.Second)
 	srv.expect("SERVED", 5*time.Second)
 
 	srvAddr = net.JoinHostPort(addrB4, "7106")
-	srv = spawnR(t, p.b, "reset", "server", srvAddr)
+	srv = spawn(t, p.b, "reset", "server", srvAddr)
 	srv.expect("LISTENING", 5*time.Second)
-	cli = spawnR(t, p.a, "reset", "client", srvAddr)
+	cli = spawn(t, p.a, "reset", "client", srvAddr)
 	if msg := cli.expect("READERR", 15*time.Second); !strings.Contains(msg, "connection reset") {
 		t.Errorf("client read after the server's reset: %q, want connection reset", msg)
 	}
@@ -522,10 +474,10 @@ func TestRedirectResumption(t *testing.T) {
 	p := newRPair(t)
 	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
 	srvAddr := net.JoinHostPort(addrB4, "7107")
-	srv := spawnR(t, p.b, "server", srvAddr)
+	srv := spawn(t, p.b, "server", srvAddr)
 	srv.expect("LISTENING", 5*time.Second)
 	for i := range 2 {
-		cli := spawnR(t, p.a, "client", srvAddr, itoa(100000), itoa(1000))
+		cli := spawn(t, p.a, "client", srvAddr, itoa(100000), itoa(1000))
 		local, _ := splitDone(cli.expect("DONE", 20*time.Second))
 		ca, okA := findR(ba.rconns(t), local, srvAddr)
 		var cb rconnJSON
@@ -556,7 +508,7 @@ func TestRedirectUnreachable(t *testing.T) {
 	p := newRPair(t)
 	ba := startRedirect(t, p.a)
 	mustRun(t, "ip", "netns", "exec", p.b, "nft", "add table inet tcirblackhole { chain in { type filter hook input priority 0; tcp dport 7108 drop; }; }")
-	cli := spawnR(t, p.a, "client", net.JoinHostPort(addrB4, "7108"), "10", "10")
+	cli := spawn(t, p.a, "client", net.JoinHostPort(addrB4, "7108"), "10", "10")
 	if msg := cli.expect("ERROR", 15*time.Second); !strings.Contains(msg, "timeout") {
 		t.Errorf("client: %q, want a connect timeout", msg)
 	}
@@ -726,7 +678,7 @@ func TestRedirectCrash(t *testing.T) {
 	cli, srv, _, _ := transfer(t, p.a, p.b, srvAddr, 100000, 1000)
 	cli.stop(5 * time.Second)
 	ba = startRedirect(t, p.a)
-	cli = spawnR(t, p.a, "client", srvAddr, itoa(100000), itoa(1000))
+	cli = spawn(t, p.a, "client", srvAddr, itoa(100000), itoa(1000))
 	local, _ := splitDone(cli.expect("DONE", 20*time.Second))
 	if c, ok := findR(ba.rconns(t), local, srvAddr); !ok || c.State != "encrypted" {
 		t.Errorf("after the restart: %+v (tracked %v), want encrypted", c, ok)
@@ -745,7 +697,7 @@ func TestRedirectApply(t *testing.T) {
 	p := newRPair(t)
 	ba, bb := startRedirect(t, p.a), startRedirect(t, p.b)
 	srvAddr := net.JoinHostPort(addrB4, "7112")
-	srv := spawnR(t, p.b, "server", srvAddr)
+	srv := spawn(t, p.b, "server", srvAddr)
 	srv.expect("LISTENING", 5*time.Second)
 	apply := func(pol core.Policy) {
 		js, _ := json.Marshal(pol)
@@ -757,7 +709,7 @@ func TestRedirectApply(t *testing.T) {
 	try := func(want string) {
 		t.Helper()
 		before := ba.rcounters(t).GateQueued
-		cli := spawnR(t, p.a, "client", srvAddr, itoa(10000), itoa(100))
+		cli := spawn(t, p.a, "client", srvAddr, itoa(10000), itoa(100))
 		local, _ := splitDone(cli.expect("DONE", 20*time.Second))
 		c, ok := findR(ba.rconns(t), local, srvAddr)
 		queued := ba.rcounters(t).GateQueued - before
@@ -873,12 +825,12 @@ func TestRedirectMany(t *testing.T) {
 	ba, bb := startRedirect(t, p.a, "7114"), startRedirect(t, p.b, "7114")
 	srvAddr, plainAddr := net.JoinHostPort(addrB4, "7113"), net.JoinHostPort(addrB4, "7114")
 	for _, a := range []string{srvAddr, plainAddr} {
-		srv := spawnR(t, p.b, "echo", a)
+		srv := spawn(t, p.b, "echo", a)
 		srv.expect("LISTENING", 5*time.Second)
 	}
 	secs := map[string]float64{}
 	for _, tc := range []struct{ addr, total, par string }{{plainAddr, "300", "1"}, {srvAddr, "300", "1"}, {srvAddr, "200", "200"}} {
-		cli := spawnR(t, p.a, "many", tc.addr, tc.total, tc.par)
+		cli := spawn(t, p.a, "many", tc.addr, tc.total, tc.par)
 		s, _ := strconv.ParseFloat(cli.expect("DONE", 120*time.Second), 64)
 		secs[tc.addr+"/"+tc.par] = s
 		t.Logf("%s connections to %s, %s at a time: %.3f s", tc.total, tc.addr, tc.par, s)
@@ -917,9 +869,9 @@ func TestRedirectLoss(t *testing.T) {
 	}
 	cli.stop(5 * time.Second)
 	srv.stop(5 * time.Second)
-	echo := spawnR(t, p.b, "echo", net.JoinHostPort(addrB4, "7116"))
+	echo := spawn(t, p.b, "echo", net.JoinHostPort(addrB4, "7116"))
 	echo.expect("LISTENING", 5*time.Second)
-	many := spawnR(t, p.a, "many", net.JoinHostPort(addrB4, "7116"), "60", "4")
+	many := spawn(t, p.a, "many", net.JoinHostPort(addrB4, "7116"), "60", "4")
 	t.Logf("60 short connections, 4 at a time: %s s", many.expect("DONE", 120*time.Second))
 	ctr := ba.rcounters(t)
 	if ctr.Proxy.Encrypted != 61 || ctr.Proxy.Plain != 0 {
@@ -936,7 +888,7 @@ func TestRedirectQueueInUse(t *testing.T) {
 	requireNetns(t)
 	p := newRPair(t)
 	ba := startRedirect(t, p.a)
-	second := spawnR(t, p.a, "rbackend", "0")
+	second := spawn(t, p.a, "rbackend", "0")
 	if msg := second.expect("ERROR", 10*time.Second); !strings.Contains(msg, "in use by another process") {
 		t.Errorf("second backend on queue 0: %q, want an 'in use by another process' error", msg)
 	}
