@@ -69,25 +69,21 @@ func startBackend(t *testing.T, ns string, queues string, extra ...string) *chil
 	return b
 }
 
-func (c *child) conns(t *testing.T) []connJSON {
+// ask sends a backend helper a command ("conns", "counters") and decodes
+// the JSON of its answer line (CONNS, COUNTERS).
+func ask[T any](t *testing.T, c *child, cmd string) T {
 	t.Helper()
-	c.send("conns")
-	var out []connJSON
-	if err := json.Unmarshal([]byte(c.expect("CONNS", 5*time.Second)), &out); err != nil {
+	c.send(cmd)
+	var out T
+	if err := json.Unmarshal([]byte(c.expect(strings.ToUpper(cmd), 5*time.Second)), &out); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-func (c *child) counters(t *testing.T) Counters {
-	t.Helper()
-	c.send("counters")
-	var out Counters
-	if err := json.Unmarshal([]byte(c.expect("COUNTERS", 5*time.Second)), &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func (c *child) conns(t *testing.T) []connJSON { t.Helper(); return ask[[]connJSON](t, c, "conns") }
+
+func (c *child) counters(t *testing.T) Counters { t.Helper(); return ask[Counters](t, c, "counters") }
 
 // invalidQueued sums the counters of the rules queueing conntrack-invalid
 // packets.
@@ -114,12 +110,19 @@ func find(cs []connJSON, local, remote string) (connJSON, bool) {
 
 func stopBackend(t *testing.T, b *child, ns string) {
 	t.Helper()
+	stopHelperBackend(t, b, ns, "backend", TableName)
+}
+
+// stopHelperBackend stops a backend helper and checks that its nftables
+// table is gone.
+func stopHelperBackend(t *testing.T, b *child, ns, what, table string) {
+	t.Helper()
 	if err := b.stop(10 * time.Second); err != nil {
-		t.Errorf("backend in %s: %v\n%s", ns, err, b.log())
+		t.Errorf("%s in %s: %v\n%s", what, ns, err, b.log())
 	} else if os.Getenv("TCPINC_TEST_LOGS") != "" {
-		t.Logf("backend in %s logged:\n%s", ns, b.log())
+		t.Logf("%s in %s logged:\n%s", what, ns, b.log())
 	}
-	if out := mustRun(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); strings.Contains(out, TableName) {
+	if out := mustRun(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); strings.Contains(out, table) {
 		t.Errorf("rules left behind in %s:\n%s", ns, out)
 	}
 }

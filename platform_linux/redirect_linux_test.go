@@ -192,36 +192,16 @@ func startDivertR(t *testing.T, ns string) *child {
 	return b
 }
 
-func (c *child) rconns(t *testing.T) []rconnJSON {
-	t.Helper()
-	c.send("conns")
-	var out []rconnJSON
-	if err := json.Unmarshal([]byte(c.expect("CONNS", 5*time.Second)), &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func (c *child) rconns(t *testing.T) []rconnJSON { t.Helper(); return ask[[]rconnJSON](t, c, "conns") }
 
 func (c *child) rcounters(t *testing.T) RedirectCounters {
 	t.Helper()
-	c.send("counters")
-	var out RedirectCounters
-	if err := json.Unmarshal([]byte(c.expect("COUNTERS", 5*time.Second)), &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return ask[RedirectCounters](t, c, "counters")
 }
 
 func stopRedirect(t *testing.T, b *child, ns string) {
 	t.Helper()
-	if err := b.stop(10 * time.Second); err != nil {
-		t.Errorf("redirect backend in %s: %v\n%s", ns, err, b.log())
-	} else if os.Getenv("TCPINC_TEST_LOGS") != "" {
-		t.Logf("redirect backend in %s logged:\n%s", ns, b.log())
-	}
-	if out := mustRun(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"); strings.Contains(out, RedirectTableName) {
-		t.Errorf("rules left behind in %s:\n%s", ns, out)
-	}
+	stopHelperBackend(t, b, ns, "redirect backend", RedirectTableName)
 }
 
 // findLocal finds the connection whose local end is local (and whose
